@@ -1,0 +1,255 @@
+//! The command line: argument parsing and the subcommands' output.
+//!
+//! Owns what people and scripts see: readable tables, stable JSON and exit
+//! statuses. Arguments are validated here, before anything runs, so bad
+//! usage exits with status 2 and touches nothing.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+
+use crate::fail2ban::{self, ProbeConfig, codec, probe::DEFAULT_SOCKET};
+use crate::health::{JailStats, ServerStatus};
+
+/// Longest path a Unix socket address can hold (`sun_path` less its NUL).
+const MAX_SOCKET_PATH: usize = 107;
+
+/// The longest probe deadline accepted, in seconds.
+const MAX_TIMEOUT_SECS: f64 = 3600.0;
+
+/// fail2ban-healthd: health and crash-recovery companion for fail2ban.
+#[derive(Debug, Parser)]
+#[command(name = "fail2ban-healthd", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Probe fail2ban once over its control socket and print what it reports.
+    ///
+    /// Exit status: 0 when fail2ban is online, 1 when it is offline,
+    /// 2 on bad usage.
+    Probe(ProbeArgs),
+}
+
+/// Arguments of `probe`.
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// fail2ban's control socket.
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET, value_parser = parse_socket_path)]
+    pub socket: PathBuf,
+    /// Deadline for the whole probe, in seconds (fractions allowed).
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_timeout)]
+    pub timeout: Duration,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_socket_path(raw: &str) -> Result<PathBuf, String> {
+    if raw.is_empty() {
+        return Err("the socket path is empty".into());
+    }
+    if raw.len() > MAX_SOCKET_PATH {
+        return Err(format!(
+            "the socket path is {} bytes long; a Unix socket path holds at most {MAX_SOCKET_PATH}",
+            raw.len()
+        ));
+    }
+    if raw.contains('\0') {
+        return Err("the socket path contains a NUL byte".into());
+    }
+    Ok(PathBuf::from(raw))
+}
+
+fn parse_timeout(raw: &str) -> Result<Duration, String> {
+    let secs: f64 = raw
+        .trim()
+        .parse()
+        .map_err(|_| format!("{raw:?} is not a number of seconds"))?;
+    if !secs.is_finite() || secs <= 0.0 || secs > MAX_TIMEOUT_SECS {
+        return Err(format!(
+            "the timeout must be more than 0 and at most {MAX_TIMEOUT_SECS} seconds"
+        ));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// The JSON document printed by `probe --json`; its field names are stable.
+#[derive(Debug, Serialize)]
+pub struct ProbeReport<'a> {
+    /// Whether fail2ban gave a valid answer.
+    pub online: bool,
+    /// fail2ban's version; empty while offline.
+    pub version: &'a str,
+    /// Per-jail counters, sorted by name; empty while offline.
+    pub jails: &'a [JailStats],
+    /// `null` while online, otherwise a name such as `"socket_missing"`.
+    pub offline_reason: Option<&'static str>,
+    /// The D-Bus contract's number for `offline_reason` (`0` while online).
+    pub offline_reason_code: u32,
+    /// `null` while online, otherwise the error in words.
+    pub error: Option<String>,
+    /// The socket that was probed.
+    pub socket: String,
+}
+
+/// Runs the chosen subcommand and returns the process's exit status.
+pub async fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Probe(args) => probe(args).await,
+    }
+}
+
+async fn probe(args: ProbeArgs) -> ExitCode {
+    let config = ProbeConfig {
+        socket: args.socket,
+        timeout: args.timeout,
+        max_reply: codec::DEFAULT_MAX_REPLY,
+    };
+    let outcome = fail2ban::probe(&config).await;
+    let socket = config.socket.display().to_string();
+    let empty = ServerStatus {
+        version: String::new(),
+        jails: Vec::new(),
+    };
+    let (status, error) = match &outcome {
+        Ok(status) => (status, None),
+        Err(e) => (&empty, Some(e)),
+    };
+    if args.json {
+        let report = ProbeReport {
+            online: error.is_none(),
+            version: &status.version,
+            jails: &status.jails,
+            offline_reason: error.map(|e| e.offline_reason().as_str()),
+            offline_reason_code: error.map_or(0, |e| e.offline_reason().code()),
+            error: error.map(|e| error_chain(e)),
+            socket,
+        };
+        // Serialising plain strings and numbers cannot fail.
+        println!("{}", serde_json::to_string(&report).unwrap_or_default());
+    } else {
+        match error {
+            None => print!("{}", render_table(status, &socket)),
+            Some(e) => println!(
+                "fail2ban is offline ({}): {}",
+                e.offline_reason(),
+                error_chain(e)
+            ),
+        }
+    }
+    if error.is_none() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// The error and each of its causes, joined by `: `.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let _ = write!(out, ": {cause}");
+        source = cause.source();
+    }
+    out
+}
+
+/// The readable form of a probe's result: a headline, then one aligned
+/// row per jail.
+pub fn render_table(status: &ServerStatus, socket: &str) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "fail2ban {} is online with {} jail{} (socket {socket})",
+        status.version,
+        status.jails.len(),
+        if status.jails.len() == 1 { "" } else { "s" }
+    );
+    if status.jails.is_empty() {
+        return out;
+    }
+    let headers = ["JAIL", "FAILED", "TOTAL FAILED", "BANNED", "TOTAL BANNED"];
+    let width = status
+        .jails
+        .iter()
+        .map(|j| j.name.chars().count())
+        .chain([headers[0].len()])
+        .max()
+        .unwrap_or(0);
+    let _ = writeln!(
+        out,
+        "{:<width$}  {:>6}  {:>12}  {:>6}  {:>12}",
+        headers[0], headers[1], headers[2], headers[3], headers[4]
+    );
+    for j in &status.jails {
+        let _ = writeln!(
+            out,
+            "{:<width$}  {:>6}  {:>12}  {:>6}  {:>12}",
+            j.name, j.currently_failed, j.total_failed, j.currently_banned, j.total_banned
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeout_accepts_fractions_and_refuses_nonsense() {
+        assert_eq!(parse_timeout("0.25"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_timeout("5"), Ok(Duration::from_secs(5)));
+        for bad in ["0", "-1", "abc", "NaN", "inf", "3601", ""] {
+            assert!(parse_timeout(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn socket_path_must_fit_a_unix_address() {
+        assert!(parse_socket_path("/run/fail2ban/fail2ban.sock").is_ok());
+        assert!(parse_socket_path("").is_err());
+        assert!(parse_socket_path(&format!("/{}", "x".repeat(107))).is_err());
+        assert!(parse_socket_path(&format!("/{}", "x".repeat(106))).is_ok());
+    }
+
+    #[test]
+    fn table_is_aligned() {
+        let status = ServerStatus {
+            version: "1.0.2".into(),
+            jails: vec![
+                JailStats {
+                    name: "a".into(),
+                    currently_failed: 1,
+                    total_failed: 22,
+                    currently_banned: 3,
+                    total_banned: 4444,
+                },
+                JailStats {
+                    name: "longer-name".into(),
+                    currently_failed: 0,
+                    total_failed: 0,
+                    currently_banned: 0,
+                    total_banned: 0,
+                },
+            ],
+        };
+        let table = render_table(&status, "/s");
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 4);
+        assert!(lines[0].contains("1.0.2") && lines[0].contains("2 jails"));
+        assert_eq!(lines[1].len(), lines[2].len());
+        assert_eq!(lines[2].len(), lines[3].len());
+        assert!(lines[2].starts_with("a ") && lines[2].ends_with(" 4444"));
+    }
+}

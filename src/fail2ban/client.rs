@@ -1,0 +1,230 @@
+//! One connection to fail2ban's control socket, with deadlines.
+//!
+//! Owns the socket I/O: connect (retrying while the server's tiny listen
+//! backlog is full), send a request, read its reply in chunks through a
+//! capped [`FrameBuffer`], and classify every failure into one [`Error`].
+//! Every operation ends by the connection's deadline, however slowly the
+//! peer drips bytes. It knows nothing about what a probe asks.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_pickle::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+use tokio::time::Instant;
+
+use super::codec::{self, CodecError, FrameBuffer, Reply};
+use crate::health::OfflineReason;
+
+/// Size of one read from the socket.
+const CHUNK: usize = 32 * 1024;
+
+/// How long to wait before retrying a connect that found the backlog full.
+const BACKLOG_RETRY: Duration = Duration::from_millis(2);
+
+/// Everything that can go wrong while talking to fail2ban.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The socket file does not exist.
+    #[error("socket {} does not exist", path.display())]
+    SocketMissing {
+        /// The socket's path.
+        path: PathBuf,
+    },
+    /// The socket file exists but nothing accepts connections on it.
+    #[error("connection to {} refused", path.display())]
+    ConnectionRefused {
+        /// The socket's path.
+        path: PathBuf,
+    },
+    /// This process may not connect to the socket.
+    #[error("permission denied connecting to {}", path.display())]
+    PermissionDenied {
+        /// The socket's path.
+        path: PathBuf,
+    },
+    /// The deadline passed before the exchange finished.
+    #[error("no complete answer within {} ms", budget.as_millis())]
+    Timeout {
+        /// The time that was allowed.
+        budget: Duration,
+    },
+    /// fail2ban answered something that is not a valid reply.
+    #[error("protocol error")]
+    Protocol(#[source] CodecError),
+    /// fail2ban answered `["SHUTDOWN"]`.
+    #[error("fail2ban is shutting down")]
+    ShuttingDown,
+    /// The peer closed or reset the connection before the reply was complete.
+    #[error("connection lost")]
+    ConnectionLost(#[source] io::Error),
+    /// fail2ban ran the command and raised an exception (reply code 1).
+    #[error("fail2ban refused the command: {message}")]
+    Server {
+        /// The exception's message, for instance the unknown jail's name.
+        message: String,
+    },
+    /// Connecting failed for another reason.
+    #[error("cannot connect to {}", path.display())]
+    Connect {
+        /// The socket's path.
+        path: PathBuf,
+        /// What the system said.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl Error {
+    /// The contract's `OfflineReason` for this failure.
+    pub fn offline_reason(&self) -> OfflineReason {
+        match self {
+            Error::SocketMissing { .. } => OfflineReason::SocketMissing,
+            Error::ConnectionRefused { .. } | Error::Connect { .. } => {
+                OfflineReason::ConnectionRefused
+            }
+            Error::PermissionDenied { .. } => OfflineReason::PermissionDenied,
+            Error::Timeout { .. } => OfflineReason::Timeout,
+            // A code-1 reply where the probe expects success means fail2ban
+            // does not behave as the protocol says: as unusable as garbage.
+            Error::Protocol(_) | Error::Server { .. } => OfflineReason::ProtocolError,
+            Error::ShuttingDown => OfflineReason::ShuttingDown,
+            Error::ConnectionLost(_) => OfflineReason::ConnectionLost,
+        }
+    }
+}
+
+impl From<CodecError> for Error {
+    fn from(e: CodecError) -> Self {
+        match e {
+            CodecError::ShuttingDown => Error::ShuttingDown,
+            other => Error::Protocol(other),
+        }
+    }
+}
+
+/// An open connection to fail2ban.
+#[derive(Debug)]
+pub struct Connection {
+    stream: UnixStream,
+    frames: FrameBuffer,
+    chunk: Vec<u8>,
+    deadline: Instant,
+    budget: Duration,
+}
+
+impl Connection {
+    /// Connects to the socket at `path`; this and every later request must
+    /// finish within `budget` from now. Replies over `max_reply` bytes are
+    /// refused.
+    ///
+    /// # Errors
+    /// [`Error::SocketMissing`], [`Error::ConnectionRefused`],
+    /// [`Error::PermissionDenied`], [`Error::Timeout`] or [`Error::Connect`].
+    pub async fn connect(path: &Path, budget: Duration, max_reply: usize) -> Result<Self, Error> {
+        let deadline = Instant::now() + budget;
+        let stream = tokio::time::timeout_at(deadline, connect_retrying(path))
+            .await
+            .map_err(|_| Error::Timeout { budget })??;
+        Ok(Self {
+            stream,
+            frames: FrameBuffer::new(max_reply),
+            chunk: vec![0; CHUNK],
+            deadline,
+            budget,
+        })
+    }
+
+    /// Starts a new deadline of `budget` from now, for a connection kept
+    /// open across several exchanges.
+    pub fn renew_deadline(&mut self, budget: Duration) {
+        self.deadline = Instant::now() + budget;
+        self.budget = budget;
+    }
+
+    /// Sends `args` and returns the value of a code-0 reply.
+    ///
+    /// # Errors
+    /// [`Error::Server`] for a code-1 reply; [`Error::Timeout`],
+    /// [`Error::ConnectionLost`], [`Error::Protocol`] or
+    /// [`Error::ShuttingDown`] otherwise.
+    pub async fn request(&mut self, args: &[&str]) -> Result<Value, Error> {
+        let budget = self.budget;
+        tokio::time::timeout_at(self.deadline, self.exchange(args))
+            .await
+            .map_err(|_| Error::Timeout { budget })?
+    }
+
+    /// Says goodbye the way fail2ban-client does and closes the connection.
+    /// Failures are ignored: the server copes with an abrupt close too.
+    pub async fn close(mut self) {
+        let _ = tokio::time::timeout_at(self.deadline, async {
+            self.stream.write_all(codec::CLOSE_COMMAND).await?;
+            self.stream.shutdown().await
+        })
+        .await;
+    }
+
+    async fn exchange(&mut self, args: &[&str]) -> Result<Value, Error> {
+        self.stream
+            .write_all(&codec::encode_request(args))
+            .await
+            .map_err(lost)?;
+        let frame = self.read_frame().await?;
+        match codec::decode_reply(&frame)? {
+            Reply::Ok(value) => Ok(value),
+            Reply::Failed(message) => Err(Error::Server { message }),
+        }
+    }
+
+    async fn read_frame(&mut self) -> Result<Vec<u8>, Error> {
+        loop {
+            if let Some(frame) = self.frames.next_frame()? {
+                return Ok(frame);
+            }
+            let n = self.stream.read(&mut self.chunk).await.map_err(lost)?;
+            if n == 0 {
+                let what = if self.frames.pending() == 0 {
+                    "closed by fail2ban before replying"
+                } else {
+                    "closed by fail2ban in the middle of a reply"
+                };
+                return Err(Error::ConnectionLost(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    what,
+                )));
+            }
+            self.frames.push(&self.chunk[..n])?;
+        }
+    }
+}
+
+fn lost(e: io::Error) -> Error {
+    Error::ConnectionLost(e)
+}
+
+async fn connect_retrying(path: &Path) -> Result<UnixStream, Error> {
+    loop {
+        match UnixStream::connect(path).await {
+            Ok(stream) => return Ok(stream),
+            // fail2ban listens with a backlog of 1: a burst of clients finds
+            // it full, which is a reason to wait, not a failure.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                tokio::time::sleep(BACKLOG_RETRY).await;
+            }
+            Err(e) => return Err(classify_connect(path, e)),
+        }
+    }
+}
+
+fn classify_connect(path: &Path, e: io::Error) -> Error {
+    let path = path.to_owned();
+    match e.kind() {
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => Error::SocketMissing { path },
+        io::ErrorKind::ConnectionRefused => Error::ConnectionRefused { path },
+        io::ErrorKind::PermissionDenied => Error::PermissionDenied { path },
+        _ => Error::Connect { path, source: e },
+    }
+}

@@ -1,0 +1,14 @@
+//! Talking to fail2ban over its control socket.
+//!
+//! Layout:
+//! - [`codec`]: pure framing, request encoding and reply decoding;
+//! - [`client`]: one connection with deadlines and a size cap, and the
+//!   [`Error`] every caller branches on;
+//! - [`probe`]: one health probe (version and per-jail counters).
+
+pub mod client;
+pub mod codec;
+pub mod probe;
+
+pub use client::{Connection, Error};
+pub use probe::{ProbeConfig, probe};

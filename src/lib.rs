@@ -1,0 +1,10 @@
+//! fail2ban-healthd: a health and crash-recovery companion for fail2ban.
+//!
+//! Layout:
+//! - [`health`]: shared vocabulary (`OfflineReason`, `JailStats`, `ServerStatus`);
+//! - [`fail2ban`]: the control-socket codec, client and probe;
+//! - [`cli`]: the command line and its subcommands.
+
+pub mod cli;
+pub mod fail2ban;
+pub mod health;

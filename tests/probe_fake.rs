@@ -1,0 +1,247 @@
+//! The client and the probe against an in-process fake fail2ban, for what a
+//! real server will not do: garbage, error strings, shutdown replies,
+//! exceptions, hangs, drips, closes in mid-reply and oversize replies.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::fake::{Action, FakeServer, ok_reply};
+use fail2ban_healthd::fail2ban::{self, Connection, Error, ProbeConfig, codec};
+use fail2ban_healthd::health::{JailStats, OfflineReason};
+use serde_pickle::Value;
+
+fn config(server: &FakeServer, timeout: Duration) -> ProbeConfig {
+    ProbeConfig {
+        socket: server.socket.clone(),
+        timeout,
+        max_reply: codec::DEFAULT_MAX_REPLY,
+    }
+}
+
+fn req(words: &[&str]) -> Vec<String> {
+    words.iter().map(|w| w.to_string()).collect()
+}
+
+fn expected_jails() -> Vec<JailStats> {
+    vec![
+        JailStats { name: "alpha".into(), currently_failed: 1, total_failed: 4, currently_banned: 1, total_banned: 1 },
+        JailStats { name: "beta".into(), currently_failed: 2, total_failed: 2, currently_banned: 0, total_banned: 0 },
+    ]
+}
+
+#[tokio::test]
+async fn replay_of_1_1_1_uses_one_stats_request_for_all_jails() {
+    let server = FakeServer::replay("1.1.1");
+    let status = fail2ban::probe(&config(&server, Duration::from_secs(5))).await.unwrap();
+    assert_eq!(status.version, "1.1.1");
+    assert_eq!(status.jails, expected_jails());
+    assert_eq!(server.requests(), [req(&["version"]), req(&["stats"])]);
+}
+
+#[tokio::test]
+async fn replay_of_1_0_2_falls_back_to_status_per_jail() {
+    let server = FakeServer::replay("1.0.2");
+    let status = fail2ban::probe(&config(&server, Duration::from_secs(5))).await.unwrap();
+    assert_eq!(status.version, "1.0.2");
+    assert_eq!(status.jails, expected_jails());
+    assert_eq!(
+        server.requests(),
+        [
+            req(&["version"]),
+            req(&["stats"]),
+            req(&["status"]),
+            req(&["status", "alpha", "short"]),
+            req(&["status", "beta", "short"]),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_jail_removed_between_status_and_its_counters_is_skipped() {
+    let server = FakeServer::start(|r| match r.join(" ").as_str() {
+        "version" => Action::Send(common::fixture("1.0.2", "version")),
+        "status" => Action::Send(common::fixture("1.0.2", "status")),
+        "status alpha short" => Action::Send(common::fixture("1.0.2", "status-unknown-jail")),
+        "status beta short" => Action::Send(common::fixture("1.0.2", "status-beta")),
+        _ => Action::Send(common::fixture("1.0.2", "invalid-command")),
+    });
+    let status = fail2ban::probe(&config(&server, Duration::from_secs(5))).await.unwrap();
+    assert_eq!(status.jails, expected_jails()[1..]);
+}
+
+async fn probe_error(action: Action, timeout: Duration) -> (Error, Duration) {
+    let server = FakeServer::start(move |_| action.clone());
+    let start = Instant::now();
+    let err = fail2ban::probe(&config(&server, timeout)).await.unwrap_err();
+    (err, start.elapsed())
+}
+
+#[tokio::test]
+async fn garbage_is_a_protocol_error() {
+    let (err, _) = probe_error(Action::Send(b"\x00\xffnot a pickle<F2B_END_COMMAND>".to_vec()), Duration::from_secs(5)).await;
+    assert!(matches!(err, Error::Protocol(codec::CodecError::Garbage(_))), "{err:?}");
+    assert_eq!(err.offline_reason(), OfflineReason::ProtocolError);
+}
+
+#[tokio::test]
+async fn an_error_string_is_a_protocol_error() {
+    let (err, _) = probe_error(Action::Send(common::fixture("1.0.2", "garbage")), Duration::from_secs(5)).await;
+    assert!(matches!(&err, Error::Protocol(codec::CodecError::Rejected(m)) if m == "could not find MARK"), "{err:?}");
+    assert_eq!(err.offline_reason(), OfflineReason::ProtocolError);
+}
+
+#[tokio::test]
+async fn a_shutdown_reply_means_shutting_down() {
+    let (err, _) = probe_error(Action::Send(common::fixture("1.0.2", "shutdown")), Duration::from_secs(5)).await;
+    assert!(matches!(err, Error::ShuttingDown), "{err:?}");
+    assert_eq!(err.offline_reason(), OfflineReason::ShuttingDown);
+}
+
+#[tokio::test]
+async fn an_exception_reply_carries_its_message() {
+    let server = FakeServer::start(|_| Action::Send(common::fixture("1.1.1", "status-unknown-jail")));
+    let mut conn = Connection::connect(&server.socket, Duration::from_secs(5), 1024).await.unwrap();
+    let err = conn.request(&["status", "nosuchjail"]).await.unwrap_err();
+    assert!(matches!(&err, Error::Server { message } if message == "nosuchjail"), "{err:?}");
+    // The probe never expects `version` to fail: that is not fail2ban as we know it.
+    let (err, _) = probe_error(Action::Send(common::fixture("1.0.2", "invalid-command")), Duration::from_secs(5)).await;
+    assert!(matches!(err, Error::Server { .. }), "{err:?}");
+    assert_eq!(err.offline_reason(), OfflineReason::ProtocolError);
+}
+
+#[tokio::test]
+async fn an_unexpected_shape_is_a_protocol_error() {
+    let (err, _) = probe_error(Action::Send(ok_reply(Value::I64(42))), Duration::from_secs(5)).await;
+    assert!(matches!(err, Error::Protocol(codec::CodecError::UnexpectedShape(_))), "{err:?}");
+}
+
+fn assert_on_time(elapsed: Duration, timeout: Duration) {
+    assert!(elapsed >= timeout, "gave up early: {elapsed:?}");
+    assert!(elapsed <= timeout.mul_f64(1.1), "deadline overrun: {elapsed:?} for {timeout:?}");
+}
+
+#[tokio::test]
+async fn a_reply_that_never_comes_times_out_on_the_deadline() {
+    let timeout = Duration::from_secs(1);
+    let (err, elapsed) = probe_error(Action::Hang, timeout).await;
+    assert!(matches!(err, Error::Timeout { budget } if budget == timeout), "{err:?}");
+    assert_eq!(err.offline_reason(), OfflineReason::Timeout);
+    assert_on_time(elapsed, timeout);
+}
+
+#[tokio::test]
+async fn a_drip_of_one_byte_per_100_ms_does_not_stretch_the_deadline() {
+    let timeout = Duration::from_secs(1);
+    let reply = common::fixture("1.1.1", "version");
+    let (err, elapsed) = probe_error(Action::Drip(reply, Duration::from_millis(100)), timeout).await;
+    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+    assert_on_time(elapsed, timeout);
+}
+
+#[tokio::test]
+async fn the_deadline_covers_the_whole_probe_not_each_request() {
+    // Each reply takes 400 ms: every single request fits in 1 s, the
+    // probe's several requests do not.
+    let timeout = Duration::from_secs(1);
+    let server = FakeServer::start(|r| {
+        let name = r.join("-");
+        let bytes = if name == "stats" {
+            common::fixture("1.0.2", "invalid-command")
+        } else {
+            std::fs::read(common::fixture_dir("1.0.2").join(format!("reply-{name}.bin")))
+                .unwrap_or_else(|_| common::fixture("1.0.2", "status-beta"))
+        };
+        let interval = Duration::from_millis(400) / bytes.len() as u32;
+        Action::Drip(bytes, interval)
+    });
+    let start = Instant::now();
+    let err = fail2ban::probe(&config(&server, timeout)).await.unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+    assert_on_time(start.elapsed(), timeout);
+}
+
+#[tokio::test]
+async fn a_reply_dripped_in_tiny_chunks_is_reassembled() {
+    let server = FakeServer::start(|r| {
+        let name = if r == ["version"] { "version" } else { "stats" };
+        Action::Drip(common::fixture("1.1.1", name), Duration::from_micros(200))
+    });
+    let status = fail2ban::probe(&config(&server, Duration::from_secs(5))).await.unwrap();
+    assert_eq!(status.jails, expected_jails());
+}
+
+#[tokio::test]
+async fn a_close_in_mid_reply_is_a_lost_connection() {
+    let reply = common::fixture("1.1.1", "version");
+    let (err, _) = probe_error(Action::SendAndClose(reply[..reply.len() / 2].to_vec()), Duration::from_secs(5)).await;
+    assert!(matches!(err, Error::ConnectionLost(_)), "{err:?}");
+    assert_eq!(err.offline_reason(), OfflineReason::ConnectionLost);
+    let (err, _) = probe_error(Action::SendAndClose(Vec::new()), Duration::from_secs(5)).await;
+    assert!(matches!(err, Error::ConnectionLost(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_reply_over_the_cap_is_refused_early() {
+    let server = FakeServer::start(|_| Action::Flood(vec![b'x'; 64 * 1024]));
+    let cfg = ProbeConfig { max_reply: 1 << 20, ..config(&server, Duration::from_secs(10)) };
+    let err = fail2ban::probe(&cfg).await.unwrap_err();
+    assert!(
+        matches!(err, Error::Protocol(codec::CodecError::Oversize { limit }) if limit == 1 << 20),
+        "{err:?}"
+    );
+    assert_eq!(err.offline_reason(), OfflineReason::ProtocolError);
+    // The client stopped reading soon after the cap: the fake could only
+    // push what the socket buffers hold beyond it.
+    let sent = *server.flooded.lock().unwrap();
+    assert!(sent < 4 << 20, "the fake sent {sent} bytes");
+}
+
+/// The default 16 MiB cap keeps the binary's memory bounded whatever the
+/// peer sends: under a 96 MiB address-space limit it still ends cleanly
+/// while the fake offers far more than that.
+#[tokio::test]
+async fn an_endless_reply_leaves_the_binary_memory_bounded() {
+    let prlimit = common::require_program("prlimit", "util-linux");
+    let server = FakeServer::start(|_| Action::Flood(vec![b'x'; 64 * 1024]));
+    let socket = server.socket.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(prlimit)
+            .arg(format!("--as={}", 96 << 20))
+            .arg(env!("CARGO_BIN_EXE_fail2ban-healthd"))
+            .args(["probe", "--json", "--timeout", "20", "--socket"])
+            .arg(&socket)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["offline_reason"], "protocol_error");
+    assert!(report["error"].as_str().unwrap().contains("exceeds the limit of 16777216 bytes"), "{report}");
+    let sent = *server.flooded.lock().unwrap();
+    assert!(sent >= 16 << 20 && sent < 24 << 20, "the fake sent {sent} bytes");
+}
+
+#[tokio::test]
+async fn connect_errors_are_classified() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nothing.sock");
+    let err = Connection::connect(&missing, Duration::from_secs(1), 1024).await.unwrap_err();
+    assert!(matches!(err, Error::SocketMissing { .. }), "{err:?}");
+    assert_eq!(err.offline_reason(), OfflineReason::SocketMissing);
+
+    // A socket file nobody listens on: what a SIGKILLed server leaves.
+    let stale = dir.path().join("stale.sock");
+    drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+    let err = Connection::connect(&stale, Duration::from_secs(1), 1024).await.unwrap_err();
+    assert!(matches!(err, Error::ConnectionRefused { .. }), "{err:?}");
+    assert_eq!(err.offline_reason(), OfflineReason::ConnectionRefused);
+
+    let not_a_dir = dir.path().join("file");
+    std::fs::write(&not_a_dir, b"").unwrap();
+    let err = Connection::connect(&not_a_dir.join("x.sock"), Duration::from_secs(1), 1024).await.unwrap_err();
+    assert!(matches!(err, Error::SocketMissing { .. }), "{err:?}");
+}
