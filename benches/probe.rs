@@ -1,1 +1,219 @@
-fn main() {}
+//! Probe benchmark: this client against the same probe done by an
+//! in-process Python socket client and by shelling out to fail2ban-client,
+//! all against one real private fail2ban-server, in one run.
+//!
+//! Run: `cargo bench --bench probe`. Environment: `PROBE_BENCH_COUNT`
+//! (probes per round, default 1000), `PROBE_BENCH_ROUNDS` (default 3; the
+//! clients take turns and each row shows its median round), and
+//! `PROBE_BENCH_SHELL_COUNT` (default 20, since each shell-out probe
+//! starts several Python processes).
+#![allow(clippy::unwrap_used)]
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use fail2ban_healthd::fail2ban::{ProbeConfig, Prober};
+use nix::sys::resource::{UsageWho, getrusage};
+
+/// Wall and CPU time of a measured run.
+#[derive(Debug, Clone)]
+struct Measure {
+    label: &'static str,
+    count: u32,
+    wall: Duration,
+    cpu: Duration,
+    /// The part of `cpu` spent in user space.
+    user: Duration,
+}
+
+impl Measure {
+    fn cpu_us(&self) -> f64 {
+        self.cpu.as_secs_f64() * 1e6 / f64::from(self.count)
+    }
+    fn user_us(&self) -> f64 {
+        self.user.as_secs_f64() * 1e6 / f64::from(self.count)
+    }
+    fn wall_us(&self) -> f64 {
+        self.wall.as_secs_f64() * 1e6 / f64::from(self.count)
+    }
+}
+
+/// CPU time so far (user plus system) and its user part.
+fn cpu(who: UsageWho) -> (Duration, Duration) {
+    let usage = getrusage(who).expect("getrusage");
+    let tv = |t: nix::sys::time::TimeVal| {
+        Duration::from_secs(t.tv_sec() as u64) + Duration::from_micros(t.tv_usec() as u64)
+    };
+    let user = tv(usage.user_time());
+    (user + tv(usage.system_time()), user)
+}
+
+fn env_count(name: &str, default: u32) -> u32 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn median(mut runs: Vec<Measure>) -> Measure {
+    runs.sort_by_key(|m| m.cpu);
+    runs[runs.len() / 2].clone()
+}
+
+/// `count` probes in this process. `fresh` starts each from a new
+/// [`Prober`], as the `probe` subcommand does; otherwise one prober probes
+/// again and again, as the daemon does.
+fn rust(
+    runtime: &tokio::runtime::Runtime,
+    config: &ProbeConfig,
+    count: u32,
+    fresh: bool,
+) -> Measure {
+    runtime.block_on(async {
+        let mut prober = Prober::new(config.clone());
+        for _ in 0..20 {
+            prober.probe().await.expect("probe");
+        }
+        let (cpu0, t0) = (cpu(UsageWho::RUSAGE_SELF), Instant::now());
+        for _ in 0..count {
+            if fresh {
+                prober = Prober::new(config.clone());
+            }
+            prober.probe().await.expect("probe");
+        }
+        let (total, user) = cpu(UsageWho::RUSAGE_SELF);
+        Measure {
+            label: if fresh {
+                "this client, one-shot probes (CLI)"
+            } else {
+                "this client, one Prober (daemon)"
+            },
+            count,
+            wall: t0.elapsed(),
+            cpu: total - cpu0.0,
+            user: user - cpu0.1,
+        }
+    })
+}
+
+/// The Python baseline reports its own loop's CPU and wall time.
+fn python(socket: &Path, count: u32) -> Measure {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/py_probe.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg("--socket")
+        .arg(socket)
+        .args(["--count", &count.to_string()])
+        .output()
+        .expect("run python3");
+    assert!(out.status.success(), "python baseline failed: {out:?}");
+    let py: serde_json::Value = serde_json::from_slice(&out.stdout).expect("python JSON");
+    Measure {
+        label: "python3 socket client (in-process)",
+        count,
+        wall: Duration::from_secs_f64(py["wall_s"].as_f64().expect("wall_s")),
+        cpu: Duration::from_secs_f64(py["cpu_s"].as_f64().expect("cpu_s")),
+        user: Duration::from_secs_f64(py["user_s"].as_f64().expect("user_s")),
+    }
+}
+
+/// ping, version, status and status per jail, each a fail2ban-client run.
+fn shell_out(server: &common::Fail2ban, count: u32) -> Measure {
+    let client = common::require_program("fail2ban-client", "fail2ban");
+    let mut calls: Vec<Vec<&str>> = vec![vec!["ping"], vec!["version"], vec!["status"]];
+    calls.extend(server.jails.iter().map(|j| vec!["status", j.as_str()]));
+    let (cpu0, t0) = (cpu(UsageWho::RUSAGE_CHILDREN), Instant::now());
+    for _ in 0..count {
+        for args in &calls {
+            let out = Command::new(&client)
+                .arg("-s")
+                .arg(&server.socket)
+                .args(args)
+                .output();
+            assert!(
+                out.expect("fail2ban-client").status.success(),
+                "fail2ban-client {args:?}"
+            );
+        }
+    }
+    let (total, user) = cpu(UsageWho::RUSAGE_CHILDREN);
+    Measure {
+        label: "fail2ban-client shell-out",
+        count,
+        wall: t0.elapsed(),
+        cpu: total - cpu0.0,
+        user: user - cpu0.1,
+    }
+}
+
+fn main() {
+    let count = env_count("PROBE_BENCH_COUNT", 1000).max(1);
+    let rounds = env_count("PROBE_BENCH_ROUNDS", 3).max(1);
+    let shell_count = env_count("PROBE_BENCH_SHELL_COUNT", 20).max(1);
+    let server = common::Fail2ban::start();
+    let config = ProbeConfig {
+        socket: server.socket.clone(),
+        ..ProbeConfig::default()
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let version = runtime
+        .block_on(Prober::new(config.clone()).probe())
+        .expect("server answers")
+        .version;
+
+    // The machine is shared and noisy: the clients take turns, round after
+    // round, and each row reports its median round.
+    let (mut daemon, mut oneshot, mut py) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        daemon.push(rust(&runtime, &config, count, false));
+        oneshot.push(rust(&runtime, &config, count, true));
+        py.push(python(&server.socket, count));
+    }
+    let (daemon, oneshot, py) = (median(daemon), median(oneshot), median(py));
+    let shell = shell_out(&server, shell_count);
+
+    let machine = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!(
+        "probe benchmark: real fail2ban-server {version}, {} jails, {cores} cores of {machine}, median of {rounds} rounds",
+        server.jails.len()
+    );
+    println!(
+        "{:<36} {:>6} {:>14} {:>13} {:>14} {:>15}",
+        "client", "probes", "wall/probe µs", "CPU/probe µs", "user/probe µs", "CPU vs daemon"
+    );
+    for m in [&daemon, &oneshot, &py, &shell] {
+        println!(
+            "{:<36} {:>6} {:>14.1} {:>13.1} {:>14.1} {:>14.1}x",
+            m.label,
+            m.count,
+            m.wall_us(),
+            m.cpu_us(),
+            m.user_us(),
+            m.cpu_us() / daemon.cpu_us()
+        );
+    }
+    let py_ratio = py.cpu_us() / daemon.cpu_us();
+    let shell_ratio = shell.cpu_us() / daemon.cpu_us();
+    let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
+    println!(
+        "targets: Python CPU / ours >= 4: {py_ratio:.1} ({}); shell-out CPU / ours > 1000: {shell_ratio:.0} ({})",
+        verdict(py_ratio >= 4.0),
+        verdict(shell_ratio > 1000.0),
+    );
+}

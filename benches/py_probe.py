@@ -12,6 +12,7 @@ Usage: python3 py_probe.py --socket PATH --count N [--warmup W]
 import argparse
 import io
 import json
+import os
 import pickle
 import socket
 import sys
@@ -113,15 +114,16 @@ def main():
     try:
         for _ in range(args.warmup):
             probe(args.socket)
-        wall0, cpu0 = time.perf_counter(), time.process_time()
+        wall0, cpu0, t0 = time.perf_counter(), time.process_time(), os.times()
         for _ in range(args.count):
             version, jails = probe(args.socket)
-        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+        wall, cpu, t1 = time.perf_counter() - wall0, time.process_time() - cpu0, os.times()
     except Exception as e:
         print("py_probe: error: %s" % e, file=sys.stderr)
         return 1
     print(json.dumps({"client": "python", "count": args.count, "wall_s": wall,
-                      "cpu_s": cpu, "version": version, "jails": jails}))
+                      "cpu_s": cpu, "user_s": t1.user - t0.user,
+                      "sys_s": t1.system - t0.system, "version": version, "jails": jails}))
     return 0
 
 

@@ -115,7 +115,7 @@ async fn probe(args: ProbeArgs) -> ExitCode {
         timeout: args.timeout,
         max_reply: codec::DEFAULT_MAX_REPLY,
     };
-    let outcome = fail2ban::probe(&config).await;
+    let outcome = fail2ban::probe_once(&config).await;
     let socket = config.socket.display().to_string();
     let empty = ServerStatus {
         version: String::new(),

@@ -1,6 +1,7 @@
 //! The client and the probe against an in-process fake fail2ban, for what a
 //! real server will not do: garbage, error strings, shutdown replies,
 //! exceptions, hangs, drips, closes in mid-reply and oversize replies.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -26,15 +27,29 @@ fn req(words: &[&str]) -> Vec<String> {
 
 fn expected_jails() -> Vec<JailStats> {
     vec![
-        JailStats { name: "alpha".into(), currently_failed: 1, total_failed: 4, currently_banned: 1, total_banned: 1 },
-        JailStats { name: "beta".into(), currently_failed: 2, total_failed: 2, currently_banned: 0, total_banned: 0 },
+        JailStats {
+            name: "alpha".into(),
+            currently_failed: 1,
+            total_failed: 4,
+            currently_banned: 1,
+            total_banned: 1,
+        },
+        JailStats {
+            name: "beta".into(),
+            currently_failed: 2,
+            total_failed: 2,
+            currently_banned: 0,
+            total_banned: 0,
+        },
     ]
 }
 
 #[tokio::test]
 async fn replay_of_1_1_1_uses_one_stats_request_for_all_jails() {
     let server = FakeServer::replay("1.1.1");
-    let status = fail2ban::probe(&config(&server, Duration::from_secs(5))).await.unwrap();
+    let status = fail2ban::probe_once(&config(&server, Duration::from_secs(5)))
+        .await
+        .unwrap();
     assert_eq!(status.version, "1.1.1");
     assert_eq!(status.jails, expected_jails());
     assert_eq!(server.requests(), [req(&["version"]), req(&["stats"])]);
@@ -43,7 +58,9 @@ async fn replay_of_1_1_1_uses_one_stats_request_for_all_jails() {
 #[tokio::test]
 async fn replay_of_1_0_2_falls_back_to_status_per_jail() {
     let server = FakeServer::replay("1.0.2");
-    let status = fail2ban::probe(&config(&server, Duration::from_secs(5))).await.unwrap();
+    let status = fail2ban::probe_once(&config(&server, Duration::from_secs(5)))
+        .await
+        .unwrap();
     assert_eq!(status.version, "1.0.2");
     assert_eq!(status.jails, expected_jails());
     assert_eq!(
@@ -67,66 +84,111 @@ async fn a_jail_removed_between_status_and_its_counters_is_skipped() {
         "status beta short" => Action::Send(common::fixture("1.0.2", "status-beta")),
         _ => Action::Send(common::fixture("1.0.2", "invalid-command")),
     });
-    let status = fail2ban::probe(&config(&server, Duration::from_secs(5))).await.unwrap();
+    let status = fail2ban::probe_once(&config(&server, Duration::from_secs(5)))
+        .await
+        .unwrap();
     assert_eq!(status.jails, expected_jails()[1..]);
 }
 
 async fn probe_error(action: Action, timeout: Duration) -> (Error, Duration) {
     let server = FakeServer::start(move |_| action.clone());
     let start = Instant::now();
-    let err = fail2ban::probe(&config(&server, timeout)).await.unwrap_err();
+    let err = fail2ban::probe_once(&config(&server, timeout))
+        .await
+        .unwrap_err();
     (err, start.elapsed())
 }
 
 #[tokio::test]
 async fn garbage_is_a_protocol_error() {
-    let (err, _) = probe_error(Action::Send(b"\x00\xffnot a pickle<F2B_END_COMMAND>".to_vec()), Duration::from_secs(5)).await;
-    assert!(matches!(err, Error::Protocol(codec::CodecError::Garbage(_))), "{err:?}");
+    let (err, _) = probe_error(
+        Action::Send(b"\x00\xffnot a pickle<F2B_END_COMMAND>".to_vec()),
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(
+        matches!(err, Error::Protocol(codec::CodecError::Garbage(_))),
+        "{err:?}"
+    );
     assert_eq!(err.offline_reason(), OfflineReason::ProtocolError);
 }
 
 #[tokio::test]
 async fn an_error_string_is_a_protocol_error() {
-    let (err, _) = probe_error(Action::Send(common::fixture("1.0.2", "garbage")), Duration::from_secs(5)).await;
-    assert!(matches!(&err, Error::Protocol(codec::CodecError::Rejected(m)) if m == "could not find MARK"), "{err:?}");
+    let (err, _) = probe_error(
+        Action::Send(common::fixture("1.0.2", "garbage")),
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(
+        matches!(&err, Error::Protocol(codec::CodecError::Rejected(m)) if m == "could not find MARK"),
+        "{err:?}"
+    );
     assert_eq!(err.offline_reason(), OfflineReason::ProtocolError);
 }
 
 #[tokio::test]
 async fn a_shutdown_reply_means_shutting_down() {
-    let (err, _) = probe_error(Action::Send(common::fixture("1.0.2", "shutdown")), Duration::from_secs(5)).await;
+    let (err, _) = probe_error(
+        Action::Send(common::fixture("1.0.2", "shutdown")),
+        Duration::from_secs(5),
+    )
+    .await;
     assert!(matches!(err, Error::ShuttingDown), "{err:?}");
     assert_eq!(err.offline_reason(), OfflineReason::ShuttingDown);
 }
 
 #[tokio::test]
 async fn an_exception_reply_carries_its_message() {
-    let server = FakeServer::start(|_| Action::Send(common::fixture("1.1.1", "status-unknown-jail")));
-    let mut conn = Connection::connect(&server.socket, Duration::from_secs(5), 1024).await.unwrap();
+    let server =
+        FakeServer::start(|_| Action::Send(common::fixture("1.1.1", "status-unknown-jail")));
+    let mut conn = Connection::connect(&server.socket, Duration::from_secs(5), 1024)
+        .await
+        .unwrap();
     let err = conn.request(&["status", "nosuchjail"]).await.unwrap_err();
-    assert!(matches!(&err, Error::Server { message } if message == "nosuchjail"), "{err:?}");
+    assert!(
+        matches!(&err, Error::Server { message } if message == "nosuchjail"),
+        "{err:?}"
+    );
     // The probe never expects `version` to fail: that is not fail2ban as we know it.
-    let (err, _) = probe_error(Action::Send(common::fixture("1.0.2", "invalid-command")), Duration::from_secs(5)).await;
+    let (err, _) = probe_error(
+        Action::Send(common::fixture("1.0.2", "invalid-command")),
+        Duration::from_secs(5),
+    )
+    .await;
     assert!(matches!(err, Error::Server { .. }), "{err:?}");
     assert_eq!(err.offline_reason(), OfflineReason::ProtocolError);
 }
 
 #[tokio::test]
 async fn an_unexpected_shape_is_a_protocol_error() {
-    let (err, _) = probe_error(Action::Send(ok_reply(Value::I64(42))), Duration::from_secs(5)).await;
-    assert!(matches!(err, Error::Protocol(codec::CodecError::UnexpectedShape(_))), "{err:?}");
+    let (err, _) = probe_error(
+        Action::Send(ok_reply(Value::I64(42))),
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(
+        matches!(err, Error::Protocol(codec::CodecError::UnexpectedShape(_))),
+        "{err:?}"
+    );
 }
 
 fn assert_on_time(elapsed: Duration, timeout: Duration) {
     assert!(elapsed >= timeout, "gave up early: {elapsed:?}");
-    assert!(elapsed <= timeout.mul_f64(1.1), "deadline overrun: {elapsed:?} for {timeout:?}");
+    assert!(
+        elapsed <= timeout.mul_f64(1.1),
+        "deadline overrun: {elapsed:?} for {timeout:?}"
+    );
 }
 
 #[tokio::test]
 async fn a_reply_that_never_comes_times_out_on_the_deadline() {
     let timeout = Duration::from_secs(1);
     let (err, elapsed) = probe_error(Action::Hang, timeout).await;
-    assert!(matches!(err, Error::Timeout { budget } if budget == timeout), "{err:?}");
+    assert!(
+        matches!(err, Error::Timeout { budget } if budget == timeout),
+        "{err:?}"
+    );
     assert_eq!(err.offline_reason(), OfflineReason::Timeout);
     assert_on_time(elapsed, timeout);
 }
@@ -135,7 +197,8 @@ async fn a_reply_that_never_comes_times_out_on_the_deadline() {
 async fn a_drip_of_one_byte_per_100_ms_does_not_stretch_the_deadline() {
     let timeout = Duration::from_secs(1);
     let reply = common::fixture("1.1.1", "version");
-    let (err, elapsed) = probe_error(Action::Drip(reply, Duration::from_millis(100)), timeout).await;
+    let (err, elapsed) =
+        probe_error(Action::Drip(reply, Duration::from_millis(100)), timeout).await;
     assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
     assert_on_time(elapsed, timeout);
 }
@@ -157,7 +220,9 @@ async fn the_deadline_covers_the_whole_probe_not_each_request() {
         Action::Drip(bytes, interval)
     });
     let start = Instant::now();
-    let err = fail2ban::probe(&config(&server, timeout)).await.unwrap_err();
+    let err = fail2ban::probe_once(&config(&server, timeout))
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
     assert_on_time(start.elapsed(), timeout);
 }
@@ -168,14 +233,20 @@ async fn a_reply_dripped_in_tiny_chunks_is_reassembled() {
         let name = if r == ["version"] { "version" } else { "stats" };
         Action::Drip(common::fixture("1.1.1", name), Duration::from_micros(200))
     });
-    let status = fail2ban::probe(&config(&server, Duration::from_secs(5))).await.unwrap();
+    let status = fail2ban::probe_once(&config(&server, Duration::from_secs(5)))
+        .await
+        .unwrap();
     assert_eq!(status.jails, expected_jails());
 }
 
 #[tokio::test]
 async fn a_close_in_mid_reply_is_a_lost_connection() {
     let reply = common::fixture("1.1.1", "version");
-    let (err, _) = probe_error(Action::SendAndClose(reply[..reply.len() / 2].to_vec()), Duration::from_secs(5)).await;
+    let (err, _) = probe_error(
+        Action::SendAndClose(reply[..reply.len() / 2].to_vec()),
+        Duration::from_secs(5),
+    )
+    .await;
     assert!(matches!(err, Error::ConnectionLost(_)), "{err:?}");
     assert_eq!(err.offline_reason(), OfflineReason::ConnectionLost);
     let (err, _) = probe_error(Action::SendAndClose(Vec::new()), Duration::from_secs(5)).await;
@@ -185,8 +256,11 @@ async fn a_close_in_mid_reply_is_a_lost_connection() {
 #[tokio::test]
 async fn a_reply_over_the_cap_is_refused_early() {
     let server = FakeServer::start(|_| Action::Flood(vec![b'x'; 64 * 1024]));
-    let cfg = ProbeConfig { max_reply: 1 << 20, ..config(&server, Duration::from_secs(10)) };
-    let err = fail2ban::probe(&cfg).await.unwrap_err();
+    let cfg = ProbeConfig {
+        max_reply: 1 << 20,
+        ..config(&server, Duration::from_secs(10))
+    };
+    let err = fail2ban::probe_once(&cfg).await.unwrap_err();
     assert!(
         matches!(err, Error::Protocol(codec::CodecError::Oversize { limit }) if limit == 1 << 20),
         "{err:?}"
@@ -220,28 +294,166 @@ async fn an_endless_reply_leaves_the_binary_memory_bounded() {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["offline_reason"], "protocol_error");
-    assert!(report["error"].as_str().unwrap().contains("exceeds the limit of 16777216 bytes"), "{report}");
+    assert!(
+        report["error"]
+            .as_str()
+            .unwrap()
+            .contains("exceeds the limit of 16777216 bytes"),
+        "{report}"
+    );
     let sent = *server.flooded.lock().unwrap();
-    assert!(sent >= 16 << 20 && sent < 24 << 20, "the fake sent {sent} bytes");
+    assert!(
+        ((16 << 20)..(24 << 20)).contains(&sent),
+        "the fake sent {sent} bytes"
+    );
 }
 
 #[tokio::test]
 async fn connect_errors_are_classified() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nothing.sock");
-    let err = Connection::connect(&missing, Duration::from_secs(1), 1024).await.unwrap_err();
+    let err = Connection::connect(&missing, Duration::from_secs(1), 1024)
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::SocketMissing { .. }), "{err:?}");
     assert_eq!(err.offline_reason(), OfflineReason::SocketMissing);
 
     // A socket file nobody listens on: what a SIGKILLed server leaves.
     let stale = dir.path().join("stale.sock");
     drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
-    let err = Connection::connect(&stale, Duration::from_secs(1), 1024).await.unwrap_err();
+    let err = Connection::connect(&stale, Duration::from_secs(1), 1024)
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::ConnectionRefused { .. }), "{err:?}");
     assert_eq!(err.offline_reason(), OfflineReason::ConnectionRefused);
 
     let not_a_dir = dir.path().join("file");
     std::fs::write(&not_a_dir, b"").unwrap();
-    let err = Connection::connect(&not_a_dir.join("x.sock"), Duration::from_secs(1), 1024).await.unwrap_err();
+    let err = Connection::connect(&not_a_dir.join("x.sock"), Duration::from_secs(1), 1024)
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::SocketMissing { .. }), "{err:?}");
+}
+
+fn replay_switchable(version: std::sync::Arc<std::sync::Mutex<&'static str>>) -> FakeServer {
+    FakeServer::start(move |r| {
+        let v = *version.lock().unwrap();
+        let dir = common::fixture_dir(v);
+        let name = r.join("-");
+        let path = dir.join(format!("reply-{name}.bin"));
+        let path = if path.exists() {
+            path
+        } else {
+            dir.join(format!("reply-{}.bin", name.trim_end_matches("-short")))
+        };
+        Action::Send(std::fs::read(path).unwrap_or_else(|_| common::fixture(v, "invalid-command")))
+    })
+}
+
+#[tokio::test]
+async fn a_prober_remembers_what_the_server_supports() {
+    use fail2ban_healthd::fail2ban::Prober;
+    let version = std::sync::Arc::new(std::sync::Mutex::new("1.0.2"));
+    let server = replay_switchable(version.clone());
+    let mut prober = Prober::new(config(&server, Duration::from_secs(5)));
+    let first = prober.probe().await.unwrap();
+    assert_eq!(server.requests().len(), 5);
+    server.requests.lock().unwrap().clear();
+    // fail2ban 1.0 lacks `stats`: the next probe does not ask it again, and
+    // learns the same counters in fewer requests.
+    let second = prober.probe().await.unwrap();
+    assert_eq!(first, second);
+    assert_eq!(
+        server.requests(),
+        [
+            req(&["version"]),
+            req(&["status"]),
+            req(&["status", "alpha", "short"]),
+            req(&["status", "beta", "short"])
+        ]
+    );
+    // An upgrade to 1.1 is noticed from the version and `stats` is used.
+    *version.lock().unwrap() = "1.1.1";
+    server.requests.lock().unwrap().clear();
+    let upgraded = prober.probe().await.unwrap();
+    assert_eq!(upgraded.version, "1.1.1");
+    assert_eq!(upgraded.jails, expected_jails());
+    // The steady-state write asked for the old jails in advance; the
+    // version in its reply says to learn afresh.
+    assert_eq!(
+        server.requests(),
+        [
+            req(&["version"]),
+            req(&["status"]),
+            req(&["status", "alpha", "short"]),
+            req(&["status", "beta", "short"]),
+            req(&["version"]),
+            req(&["stats"]),
+        ]
+    );
+    server.requests.lock().unwrap().clear();
+    prober.probe().await.unwrap();
+    assert_eq!(server.requests(), [req(&["version"]), req(&["stats"])]);
+    // A downgrade back to 1.0 is noticed from `stats` failing.
+    *version.lock().unwrap() = "1.0.2";
+    server.requests.lock().unwrap().clear();
+    let downgraded = prober.probe().await.unwrap();
+    assert_eq!(downgraded, first);
+    assert_eq!(
+        server.requests()[..4],
+        [
+            req(&["version"]),
+            req(&["stats"]),
+            req(&["version"]),
+            req(&["stats"])
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_prober_notices_jails_that_start_and_stop() {
+    use fail2ban_healthd::fail2ban::Prober;
+    use std::sync::{Arc, Mutex};
+    // A fail2ban 1.0 whose jail list the test changes between probes.
+    let listed: Arc<Mutex<&'static str>> = Arc::new(Mutex::new("alpha, beta"));
+    let l = listed.clone();
+    let server = FakeServer::start(move |r| {
+        let running = *l.lock().unwrap();
+        match r.join(" ").as_str() {
+            "version" => Action::Send(common::fixture("1.0.2", "version")),
+            "status" => Action::Send(ok_reply(Value::List(vec![
+                Value::Tuple(vec![
+                    Value::String("Number of jail".into()),
+                    Value::I64(running.split(", ").count() as i64),
+                ]),
+                Value::Tuple(vec![
+                    Value::String("Jail list".into()),
+                    Value::String(running.into()),
+                ]),
+            ]))),
+            s if s.starts_with("status ") && running.contains(r[1].as_str()) => {
+                Action::Send(common::fixture("1.0.2", "status-beta"))
+            }
+            s if s.starts_with("status ") => {
+                Action::Send(common::fixture("1.0.2", "status-unknown-jail"))
+            }
+            _ => Action::Send(common::fixture("1.0.2", "invalid-command")),
+        }
+    });
+    let mut prober = Prober::new(config(&server, Duration::from_secs(5)));
+    let names = |s: &fail2ban_healthd::health::ServerStatus| {
+        s.jails.iter().map(|j| j.name.clone()).collect::<Vec<_>>()
+    };
+    assert_eq!(names(&prober.probe().await.unwrap()), ["alpha", "beta"]);
+    *listed.lock().unwrap() = "beta";
+    assert_eq!(names(&prober.probe().await.unwrap()), ["beta"]);
+    *listed.lock().unwrap() = "beta, gamma";
+    assert_eq!(names(&prober.probe().await.unwrap()), ["beta", "gamma"]);
+    server.requests.lock().unwrap().clear();
+    assert_eq!(names(&prober.probe().await.unwrap()), ["beta", "gamma"]);
+    assert_eq!(
+        server.requests().len(),
+        4,
+        "steady state: version, status and two jails"
+    );
 }

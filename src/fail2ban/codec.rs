@@ -52,6 +52,15 @@ pub enum Reply {
 }
 
 /// Encodes a request (`["status", "sshd", "short"]`) as one framed message.
+///
+/// ```
+/// use fail2ban_healthd::fail2ban::codec;
+/// let bytes = codec::encode_request(&["ping"]);
+/// assert!(bytes.ends_with(codec::END_COMMAND));
+/// let mut frames = codec::FrameBuffer::new(codec::DEFAULT_MAX_REPLY);
+/// frames.push(&bytes).unwrap();
+/// assert!(frames.next_frame().unwrap().is_some());
+/// ```
 pub fn encode_request(args: &[&str]) -> Vec<u8> {
     // A list of strings always serialises; the fallback keeps this total.
     let mut out = serde_pickle::to_vec(&args, SerOptions::new()).unwrap_or_default();
@@ -80,29 +89,29 @@ impl FrameBuffer {
         }
     }
 
-    /// Appends received bytes.
+    /// Appends received bytes (one read's worth: the buffer holds at most
+    /// the limit, a terminator and one such chunk).
     ///
     /// # Errors
-    /// [`CodecError::Oversize`] when the unfinished message would pass the
-    /// limit; the buffer is then cleared, so memory stays bounded.
+    /// [`CodecError::Oversize`] when the first buffered message is, or can
+    /// only become, longer than the limit; the buffer is then cleared, so
+    /// memory stays bounded.
     pub fn push(&mut self, data: &[u8]) -> Result<(), CodecError> {
-        // A terminator can still complete inside `data`, so the bound allows
-        // for it; `next_frame` checks the message itself.
-        if self.buf.len() + data.len() > self.limit + END_COMMAND.len() {
-            if let Some(pos) = memchr::memmem::find(data, END_COMMAND) {
-                let total = self.buf.len() + pos;
-                if total <= self.limit {
-                    self.buf.extend_from_slice(&data[..pos + END_COMMAND.len()]);
-                    // Bytes after the terminator would only ever start
-                    // another reply, and fail2ban never sends one unasked.
-                    return Ok(());
-                }
-            }
-            self.clear();
-            return Err(CodecError::Oversize { limit: self.limit });
-        }
         self.buf.extend_from_slice(data);
-        Ok(())
+        let from = self.scanned.saturating_sub(END_COMMAND.len() - 1);
+        match memchr::memmem::find(&self.buf[from..], END_COMMAND) {
+            Some(rel) if from + rel <= self.limit => {
+                self.scanned = from + rel;
+                Ok(())
+            }
+            Some(_) => self.oversize(),
+            // A terminator still to come would start past the limit.
+            None if self.buf.len() >= self.limit + END_COMMAND.len() => self.oversize(),
+            None => {
+                self.scanned = self.buf.len();
+                Ok(())
+            }
+        }
     }
 
     /// Takes the next complete message out of the buffer, without its
@@ -116,8 +125,7 @@ impl FrameBuffer {
             Some(rel) => {
                 let pos = from + rel;
                 if pos > self.limit {
-                    self.clear();
-                    return Err(CodecError::Oversize { limit: self.limit });
+                    return self.oversize().map(|()| None);
                 }
                 let rest = self.buf.split_off(pos + END_COMMAND.len());
                 let mut frame = std::mem::replace(&mut self.buf, rest);
@@ -141,9 +149,21 @@ impl FrameBuffer {
         self.buf = Vec::new();
         self.scanned = 0;
     }
+
+    fn oversize(&mut self) -> Result<(), CodecError> {
+        self.clear();
+        Err(CodecError::Oversize { limit: self.limit })
+    }
 }
 
 /// Decodes one message (terminator already removed) into a [`Reply`].
+///
+/// ```
+/// use fail2ban_healthd::fail2ban::codec::{self, CodecError};
+/// // fail2ban's answer while it shuts down: the pickle of ["SHUTDOWN"].
+/// let frame = b"\x80\x03]q\x00X\x08\x00\x00\x00SHUTDOWNq\x01a.";
+/// assert_eq!(codec::decode_reply(frame), Err(CodecError::ShuttingDown));
+/// ```
 ///
 /// # Errors
 /// [`CodecError::Garbage`] for bytes that are no pickle,
@@ -298,7 +318,10 @@ pub fn parse_jail_status(name: &str, value: &Value) -> Result<JailStats, CodecEr
     let filter = require(value, "Filter", &context)?;
     let actions = require(value, "Actions", &context)?;
     let get = |section: &Value, key: &str| -> Result<u32, CodecError> {
-        counter(require(section, key, &context)?, &format!("{context}: {key}"))
+        counter(
+            require(section, key, &context)?,
+            &format!("{context}: {key}"),
+        )
     };
     Ok(JailStats {
         name: name.to_owned(),
@@ -385,23 +408,36 @@ mod tests {
 
     #[test]
     fn oversize_is_refused_and_the_buffer_released() {
-        let mut fb = FrameBuffer::new(8);
-        fb.push(b"12345678").unwrap();
-        assert_eq!(fb.next_frame().unwrap(), None);
-        // Up to a terminator's length more may still complete the frame.
-        fb.push(b"<F2B_END_COMMAND>").unwrap();
-        assert_eq!(fb.next_frame().unwrap(), Some(b"12345678".to_vec()));
-
+        let over = Err(CodecError::Oversize { limit: 8 });
+        // Exactly the limit passes, with its terminator in a later chunk.
+        assert_eq!(
+            frames_of(&[b"12345678", b"<F2B_END_COMMAND>"], 8),
+            Ok(vec![b"12345678".to_vec()])
+        );
+        // One byte over fails, however it is chunked.
+        let msg = b"123456789<F2B_END_COMMAND>";
+        for cut in 0..msg.len() {
+            assert_eq!(
+                frames_of(&[&msg[..cut], &msg[cut..]], 8),
+                over,
+                "cut at {cut}"
+            );
+        }
+        // No terminator at all: refused once no terminator can fit, and
+        // the buffer is released.
         let mut fb = FrameBuffer::new(8);
         fb.push(b"123456789").unwrap();
-        assert!(fb.next_frame().unwrap().is_none());
-        let err = fb.push(&[b'x'; 32]).unwrap_err();
-        assert_eq!(err, CodecError::Oversize { limit: 8 });
+        assert_eq!(fb.next_frame(), Ok(None));
+        assert_eq!(fb.push(&[b'x'; 32]), Err(CodecError::Oversize { limit: 8 }));
         assert_eq!(fb.pending(), 0);
+    }
 
-        let mut fb = FrameBuffer::new(8);
-        fb.push(b"123456789<F2B_END_COMMAND>").unwrap();
-        assert_eq!(fb.next_frame(), Err(CodecError::Oversize { limit: 8 }));
+    #[test]
+    fn a_full_sized_message_may_share_a_chunk_with_the_next() {
+        assert_eq!(
+            frames_of(&[b"12345678<F2B_END", b"_COMMAND>xyz<F2B_END_COMMAND>"], 8),
+            Ok(vec![b"12345678".to_vec(), b"xyz".to_vec()])
+        );
     }
 
     #[test]

@@ -11,4 +11,4 @@ pub mod codec;
 pub mod probe;
 
 pub use client::{Connection, Error};
-pub use probe::{ProbeConfig, probe};
+pub use probe::{ProbeConfig, Prober, probe_once};

@@ -39,7 +39,10 @@ pub struct FakeServer {
 
 impl FakeServer {
     pub fn start(handler: impl Fn(&[String]) -> Action + Send + Sync + 'static) -> Self {
-        let dir = tempfile::Builder::new().prefix("fake-f2b-").tempdir().expect("temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("fake-f2b-")
+            .tempdir()
+            .expect("temp dir");
         let socket = dir.path().join("fail2ban.sock");
         let listener = UnixListener::bind(&socket).expect("bind");
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -51,7 +54,13 @@ impl FakeServer {
                 tokio::spawn(serve(stream, handler.clone(), reqs.clone(), fl.clone()));
             }
         });
-        Self { _dir: dir, socket, requests, flooded, task }
+        Self {
+            _dir: dir,
+            socket,
+            requests,
+            flooded,
+            task,
+        }
     }
 
     /// A fake that replays recorded replies of fail2ban `version`: a request
@@ -150,7 +159,8 @@ async fn serve(
 /// A framed success reply carrying `value`, pickled like fail2ban does.
 pub fn ok_reply(value: serde_pickle::Value) -> Vec<u8> {
     let pair = serde_pickle::Value::Tuple(vec![serde_pickle::Value::I64(0), value]);
-    let mut out = serde_pickle::value_to_vec(&pair, serde_pickle::SerOptions::new()).expect("pickle");
+    let mut out =
+        serde_pickle::value_to_vec(&pair, serde_pickle::SerOptions::new()).expect("pickle");
     out.extend_from_slice(codec::END_COMMAND);
     out
 }

@@ -1,6 +1,6 @@
 //! Shared test support: a real private `fail2ban-server` and an in-process
 //! fake for what a real server will not do.
-#![allow(dead_code, missing_docs)]
+#![allow(dead_code, missing_docs, clippy::unwrap_used)]
 
 pub mod fake;
 
@@ -20,7 +20,9 @@ use nix::unistd::Pid;
 /// the command that installs it: these tests never skip.
 pub fn require_program(name: &str, package: &str) -> PathBuf {
     let path = std::env::var_os("PATH").unwrap_or_default();
-    for dir in std::env::split_paths(&path).chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")]) {
+    for dir in
+        std::env::split_paths(&path).chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+    {
         let candidate = dir.join(name);
         if candidate.is_file() {
             return candidate;
@@ -48,7 +50,10 @@ impl Fail2ban {
     /// until it answers with all of them running.
     pub fn start_with(jails: &[&str]) -> Self {
         let server = require_program("fail2ban-server", "fail2ban");
-        let dir = tempfile::Builder::new().prefix("f2b-").tempdir().expect("temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("f2b-")
+            .tempdir()
+            .expect("temp dir");
         let b = dir.path();
         for sub in ["conf/filter.d", "conf/action.d", "run", "log"] {
             fs::create_dir_all(b.join(sub)).expect("mkdir");
@@ -134,9 +139,12 @@ impl Fail2ban {
                 }
             }
             if start.elapsed() > limit {
-                let log = fs::read_to_string(self.dir().join("run/fail2ban.log")).unwrap_or_default();
+                let log =
+                    fs::read_to_string(self.dir().join("run/fail2ban.log")).unwrap_or_default();
                 let err = fs::read_to_string(self.dir().join("run/stderr")).unwrap_or_default();
-                panic!("fail2ban-server did not come up within {limit:?}\nlog:\n{log}\nstderr:\n{err}");
+                panic!(
+                    "fail2ban-server did not come up within {limit:?}\nlog:\n{log}\nstderr:\n{err}"
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -177,7 +185,10 @@ impl Fail2ban {
             if child.try_wait().expect("wait").is_some() {
                 return;
             }
-            assert!(start.elapsed() < Duration::from_secs(20), "server ignores {signal}");
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "server ignores {signal}"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -214,8 +225,10 @@ fn write(path: PathBuf, text: &str) {
 /// One request over a blocking socket, outside the code under test.
 pub fn blocking_request(socket: &Path, args: &[&str]) -> Result<codec::Reply, String> {
     let mut s = UnixStream::connect(socket).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| e.to_string())?;
-    s.write_all(&codec::encode_request(args)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    s.write_all(&codec::encode_request(args))
+        .map_err(|e| e.to_string())?;
     let mut frames = codec::FrameBuffer::new(codec::DEFAULT_MAX_REPLY);
     let mut chunk = [0u8; 4096];
     loop {
@@ -245,7 +258,10 @@ pub fn fixture_dir(version: &str) -> PathBuf {
 pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
     while !cond() {
-        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }

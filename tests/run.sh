@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh Debian 12 or later: installs what the
+# tests need (a real fail2ban-server, dbus-daemon, util-linux's setpriv and
+# prlimit, python3), then runs every test. Run it as root: some tests switch
+# to an unprivileged user to check permission handling.
+#
+#   sudo env "PATH=$PATH" bash tests/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "tests/run.sh: run as root (sudo env \"PATH=\$PATH\" bash tests/run.sh)" >&2
+    exit 2
+fi
+if ! command -v cargo >/dev/null; then
+    echo "tests/run.sh: cargo is missing; install a Rust toolchain (1.85 or later, e.g. with rustup)" >&2
+    exit 2
+fi
+
+packages=(fail2ban dbus-daemon util-linux python3)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "tests/run.sh: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+# The Debian package starts a system fail2ban where it can; the tests run
+# their own private servers and need none.
+for tool in fail2ban-server fail2ban-client dbus-daemon setpriv prlimit python3; do
+    command -v "$tool" >/dev/null || { echo "tests/run.sh: $tool still missing" >&2; exit 1; }
+done
+
+cargo test --locked --all-features
