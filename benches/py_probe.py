@@ -6,7 +6,7 @@ the same "probe" as the Rust client (one connection: version, then stats, or
 status plus per-jail "status J short" as a fallback), repeats it N times and
 prints wall-clock and CPU time as one JSON line on stdout.
 
-Usage: python3 py_probe.py --socket PATH --count N [--warmup W]
+Usage: python3 py_probe.py --socket PATH --count N [--warmup W] [--keep]
 """
 
 import argparse
@@ -77,8 +77,11 @@ def lookup(pairs, key):
     raise KeyError(key)
 
 
-def probe(path):
-    client = Client(path)
+def probe(path, client=None):
+    """One probe; on `client` if given (kept open), else on a new connection."""
+    own = client is None
+    if own:
+        client = Client(path)
     try:
         version = client.ok("version")
         code, stats = client.call("stats")
@@ -97,7 +100,8 @@ def probe(path):
                     lookup(act, "Currently banned"), lookup(act, "Total banned"),
                 ))
     finally:
-        client.close()
+        if own:
+            client.close()
     keys = ("name", "currently_failed", "total_failed",
             "currently_banned", "total_banned")
     return version, [dict(zip(keys, j)) for j in sorted(jails)]
@@ -108,15 +112,18 @@ def main():
     ap.add_argument("--socket", required=True)
     ap.add_argument("--count", type=int, required=True)
     ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--keep", action="store_true",
+                    help="keep one connection open across probes")
     args = ap.parse_args()
     if args.count < 1 or args.warmup < 0:
         ap.error("--count must be >= 1 and --warmup >= 0")
     try:
+        held = Client(args.socket) if args.keep else None
         for _ in range(args.warmup):
-            probe(args.socket)
+            probe(args.socket, held)
         wall0, cpu0, t0 = time.perf_counter(), time.process_time(), os.times()
         for _ in range(args.count):
-            version, jails = probe(args.socket)
+            version, jails = probe(args.socket, held)
         wall, cpu, t1 = time.perf_counter() - wall0, time.process_time() - cpu0, os.times()
     except Exception as e:
         print("py_probe: error: %s" % e, file=sys.stderr)

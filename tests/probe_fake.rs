@@ -457,3 +457,33 @@ async fn a_prober_notices_jails_that_start_and_stop() {
         "steady state: version, status and two jails"
     );
 }
+
+#[tokio::test]
+async fn a_holding_prober_uses_one_connection_for_many_probes() {
+    use fail2ban_healthd::fail2ban::Prober;
+    for version in ["1.1.1", "1.0.2"] {
+        let server = FakeServer::replay(version);
+        let mut prober = Prober::holding(config(&server, Duration::from_secs(5)));
+        for _ in 0..5 {
+            let status = prober.probe().await.unwrap();
+            assert_eq!(status.jails, expected_jails());
+            assert!(prober.holds_connection());
+        }
+        assert_eq!(*server.connections.lock().unwrap(), 1, "{version}");
+        let closes_before = server.requests().len();
+        prober.release().await;
+        assert!(!prober.holds_connection());
+        assert_eq!(server.requests().len(), closes_before);
+    }
+}
+
+#[tokio::test]
+async fn a_one_shot_prober_closes_politely_in_its_last_write() {
+    let server = FakeServer::replay("1.1.1");
+    let mut prober =
+        fail2ban_healthd::fail2ban::Prober::new(config(&server, Duration::from_secs(5)));
+    prober.probe().await.unwrap();
+    prober.probe().await.unwrap();
+    assert!(!prober.holds_connection());
+    assert_eq!(*server.connections.lock().unwrap(), 2);
+}

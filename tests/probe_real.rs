@@ -241,3 +241,29 @@ async fn an_unprivileged_caller_gets_permission_denied() {
     // As root the same socket answers.
     probe(&server).await.unwrap();
 }
+
+/// A prober holding its connection across a crash and a restart: the dead
+/// connection is no verdict, the fresh one is.
+#[tokio::test]
+async fn a_holding_prober_survives_a_restart_and_reports_a_crash_truthfully() {
+    let mut server = Fail2ban::start();
+    let mut prober = fail2ban::Prober::holding(config(&server));
+    let first = prober.probe().await.unwrap();
+    assert!(prober.holds_connection());
+
+    server.signal_and_wait(Signal::SIGKILL);
+    let err = prober.probe().await.unwrap_err();
+    assert!(matches!(err, Error::ConnectionRefused { .. }), "{err:?}");
+    assert!(!prober.holds_connection());
+
+    server.spawn();
+    let again = prober.probe().await.unwrap();
+    assert_eq!(again.jails.len(), first.jails.len());
+    assert!(prober.holds_connection());
+
+    // A restart between two probes, unseen by the prober: still online.
+    server.signal_and_wait(Signal::SIGTERM);
+    server.spawn();
+    let after = prober.probe().await.unwrap();
+    assert_eq!(after.version, first.version);
+}

@@ -150,10 +150,10 @@ impl Connection {
         })
     }
 
-    /// Starts a new deadline of `budget` from now, for a connection kept
-    /// open across several exchanges.
-    pub fn renew_deadline(&mut self, budget: Duration) {
-        self.deadline = Instant::now() + budget;
+    /// Sets a new deadline for a connection kept open across probes;
+    /// `budget` is the whole time allowed, reported if it runs out.
+    pub fn set_deadline(&mut self, deadline: Instant, budget: Duration) {
+        self.deadline = deadline;
         self.budget = budget;
     }
 

@@ -50,7 +50,7 @@ impl Default for ProbeConfig {
     }
 }
 
-/// Probes fail2ban once.
+/// Probes fail2ban once, on a connection of its own.
 ///
 /// # Errors
 /// Any [`Error`]; [`Error::offline_reason`] says how to publish it.
@@ -60,10 +60,14 @@ pub async fn probe_once(config: &ProbeConfig) -> Result<ServerStatus, Error> {
 
 /// Probes one fail2ban server again and again, remembering what it
 /// supports so that each probe takes as few round trips as it can.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Prober {
     config: ProbeConfig,
     capability: Capability,
+    /// Whether the connection stays open between probes.
+    hold: bool,
+    /// The connection kept from the last probe, when holding.
+    held: Option<Connection>,
 }
 
 /// What the prober has learned about the server's commands.
@@ -82,12 +86,28 @@ enum Capability {
     },
 }
 
+/// How often one probe may find the server changed under a speculative
+/// request before it stops speculating.
+const MAX_RELEARN: u32 = 2;
+
 impl Prober {
-    /// A prober that knows nothing about the server yet.
+    /// A prober that opens a connection for each probe and closes it after.
     pub fn new(config: ProbeConfig) -> Self {
         Self {
             config,
             capability: Capability::Unknown,
+            hold: false,
+            held: None,
+        }
+    }
+
+    /// A prober that keeps its connection open between probes, as a
+    /// long-running watcher does: a probe then costs no connect, and the
+    /// server's death shows on the idle connection.
+    pub fn holding(config: ProbeConfig) -> Self {
+        Self {
+            hold: true,
+            ..Self::new(config)
         }
     }
 
@@ -96,37 +116,65 @@ impl Prober {
         &self.config
     }
 
-    /// Probes once, on a new connection that is closed afterwards.
+    /// Whether a connection is held open from the last probe.
+    pub fn holds_connection(&self) -> bool {
+        self.held.is_some()
+    }
+
+    /// Closes the held connection, if any.
+    pub async fn release(&mut self) {
+        if let Some(conn) = self.held.take() {
+            conn.close().await;
+        }
+    }
+
+    /// Probes once. One deadline of the configured timeout covers it all.
     ///
     /// # Errors
     /// Any [`Error`]; [`Error::offline_reason`] says how to publish it.
     pub async fn probe(&mut self) -> Result<ServerStatus, Error> {
         let deadline = Instant::now() + self.config.timeout;
-        match self.probe_until(deadline).await? {
-            Some(status) => Ok(status),
-            // What was asked in advance no longer fits the server; the
-            // prober has learned what changed and asks once more.
-            None => match self.probe_until(deadline).await? {
-                Some(status) => Ok(status),
-                None => {
-                    self.capability = Capability::Unknown;
-                    self.probe_until(deadline).await?.ok_or_else(missing_reply)
+        let mut relearned = 0;
+        loop {
+            let (conn, reused) = match self.held.take() {
+                Some(mut conn) => {
+                    conn.set_deadline(deadline, self.config.timeout);
+                    (conn, true)
                 }
-            },
+                None => {
+                    let c = &self.config;
+                    let conn =
+                        Connection::connect_until(&c.socket, deadline, c.timeout, c.max_reply)
+                            .await?;
+                    (conn, false)
+                }
+            };
+            match self.attempt(conn).await {
+                Ok(Some(status)) => return Ok(status),
+                // What was asked in advance no longer fits the server; the
+                // prober has learned what changed and asks once more.
+                Ok(None) => {
+                    relearned += 1;
+                    if relearned > MAX_RELEARN {
+                        self.capability = Capability::Unknown;
+                    }
+                }
+                // A held connection closed since the last probe (a restart,
+                // say) is no verdict on the server: ask on a fresh one.
+                Err(Error::ConnectionLost(_)) if reused => {}
+                Err(e) => return Err(e),
+            }
         }
     }
 
-    /// One attempt; `None` when the server changed under a speculative
-    /// request and the attempt must be repeated.
-    async fn probe_until(&mut self, deadline: Instant) -> Result<Option<ServerStatus>, Error> {
-        let c = &self.config;
-        let mut conn =
-            Connection::connect_until(&c.socket, deadline, c.timeout, c.max_reply).await?;
+    /// One attempt on `conn`; `None` when the server changed under a
+    /// speculative request and the attempt must be repeated.
+    async fn attempt(&mut self, mut conn: Connection) -> Result<Option<ServerStatus>, Error> {
         match std::mem::replace(&mut self.capability, Capability::Unknown) {
             Capability::Stats => {
-                // One write, one round trip: version, stats, goodbye.
-                let mut replies = conn
-                    .pipeline_then_close(&[&["version"], &["stats"]])
+                // One write, one round trip: version and stats.
+                let mut replies = self
+                    .finish(conn, &[&["version"], &["stats"]])
                     .await?
                     .into_iter();
                 let version = codec::parse_version(&expect_ok(replies.next())?)?;
@@ -136,8 +184,7 @@ impl Prober {
                         self.capability = Capability::Stats;
                         Ok(Some(ServerStatus { version, jails }))
                     }
-                    // `stats` went away (a downgrade) and the server has
-                    // closed this connection: learn afresh on a new one.
+                    // `stats` went away (a downgrade): learn afresh.
                     Some(Reply::Failed(_)) => Ok(None),
                     None => Err(missing_reply()),
                 }
@@ -154,7 +201,7 @@ impl Prober {
                     .collect();
                 let mut requests: Vec<&[&str]> = vec![&["version"], &["status"]];
                 requests.extend(status_requests.iter().map(|r| &r[..]));
-                let mut replies = conn.pipeline_then_close(&requests).await?.into_iter();
+                let mut replies = self.finish(conn, &requests).await?.into_iter();
                 let version = codec::parse_version(&expect_ok(replies.next())?)?;
                 let names = codec::parse_jail_list(&expect_ok(replies.next())?)?;
                 if version != known {
@@ -175,10 +222,7 @@ impl Prober {
                     }
                 }
                 jails.sort_by(|a, b| a.name.cmp(&b.name));
-                self.capability = Capability::NoStats {
-                    version: version.clone(),
-                    jails: jails.iter().map(|j| j.name.clone()).collect(),
-                };
+                self.remember_without_stats(&version, &jails);
                 Ok(Some(ServerStatus { version, jails }))
             }
             Capability::Unknown => {
@@ -187,39 +231,95 @@ impl Prober {
                     .await?
                     .into_iter();
                 let version = codec::parse_version(&expect_ok(replies.next())?)?;
-                self.learn(conn, version, replies.next()).await.map(Some)
+                let jails = match replies.next() {
+                    Some(Reply::Ok(value)) => {
+                        let jails = codec::parse_stats(&value)?;
+                        self.finish(conn, &[]).await?;
+                        self.capability = Capability::Stats;
+                        jails
+                    }
+                    // fail2ban 1.0 does not know `stats`.
+                    Some(Reply::Failed(_)) => {
+                        let names = codec::parse_jail_list(&conn.request(&["status"]).await?)?;
+                        let jails = self.jails_one_by_one(conn, &names).await?;
+                        self.remember_without_stats(&version, &jails);
+                        jails
+                    }
+                    None => return Err(missing_reply()),
+                };
+                Ok(Some(ServerStatus { version, jails }))
             }
         }
     }
 
-    /// Finishes a probe from the reply to `stats`, falling back to `status`
-    /// per jail, and remembers which of the two this version answers.
-    async fn learn(
+    fn remember_without_stats(&mut self, version: &str, jails: &[JailStats]) {
+        self.capability = Capability::NoStats {
+            version: version.to_owned(),
+            jails: jails.iter().map(|j| j.name.clone()).collect(),
+        };
+    }
+
+    /// The last exchange of a probe: the connection is then kept, or closed
+    /// with the polite goodbye in the same write, so that it costs the
+    /// server no extra wake-up.
+    async fn finish(
         &mut self,
         mut conn: Connection,
-        version: String,
-        stats: Option<Reply>,
-    ) -> Result<ServerStatus, Error> {
-        let jails = match stats {
-            Some(Reply::Ok(value)) => {
-                let jails = codec::parse_stats(&value)?;
-                conn.close().await;
-                self.capability = Capability::Stats;
-                jails
+        requests: &[&[&str]],
+    ) -> Result<Vec<Reply>, Error> {
+        if self.hold {
+            let replies = if requests.is_empty() {
+                Vec::new()
+            } else {
+                conn.pipeline(requests).await?
+            };
+            self.held = Some(conn);
+            Ok(replies)
+        } else {
+            conn.pipeline_then_close(requests).await
+        }
+    }
+
+    /// Asks each jail's counters, in batches, the last one finishing the
+    /// probe.
+    async fn jails_one_by_one(
+        &mut self,
+        conn: Connection,
+        names: &[String],
+    ) -> Result<Vec<JailStats>, Error> {
+        let mut jails = Vec::with_capacity(names.len());
+        let mut conn = Some(conn);
+        let mut batches = names.chunks(STATUS_BATCH).peekable();
+        while let Some(batch) = batches.next() {
+            let requests: Vec<[&str; 3]> = batch
+                .iter()
+                .map(|n| ["status", n.as_str(), "short"])
+                .collect();
+            let requests: Vec<&[&str]> = requests.iter().map(|r| &r[..]).collect();
+            let replies = match (batches.peek(), conn.take()) {
+                (None, Some(last)) => self.finish(last, &requests).await?,
+                (Some(_), Some(mut open)) => {
+                    let replies = open.pipeline(&requests).await?;
+                    conn = Some(open);
+                    replies
+                }
+                (_, None) => return Err(missing_reply()),
+            };
+            for (name, reply) in batch.iter().zip(replies) {
+                match reply {
+                    Reply::Ok(value) => jails.push(codec::parse_jail_status(name, &value)?),
+                    // The jail was stopped between the two requests: it is
+                    // simply no longer running.
+                    Reply::Failed(_) => {}
+                }
             }
-            // fail2ban 1.0 does not know `stats`.
-            Some(Reply::Failed(_)) => {
-                let names = codec::parse_jail_list(&conn.request(&["status"]).await?)?;
-                let jails = jails_one_by_one(conn, &names).await?;
-                self.capability = Capability::NoStats {
-                    version: version.clone(),
-                    jails: jails.iter().map(|j| j.name.clone()).collect(),
-                };
-                jails
-            }
-            None => return Err(missing_reply()),
-        };
-        Ok(ServerStatus { version, jails })
+        }
+        // No jails at all: the probe still ends properly.
+        if let Some(conn) = conn {
+            self.finish(conn, &[]).await?;
+        }
+        jails.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(jails)
     }
 }
 
@@ -227,45 +327,6 @@ impl Prober {
 /// make a thousand jails a few round trips, few enough that the requests
 /// always fit in the socket's buffer while replies wait to be read.
 const STATUS_BATCH: usize = 64;
-
-/// Asks each jail's counters, in batches, and closes the connection with
-/// the last batch.
-async fn jails_one_by_one(conn: Connection, names: &[String]) -> Result<Vec<JailStats>, Error> {
-    let mut jails = Vec::with_capacity(names.len());
-    let batches: Vec<&[String]> = names.chunks(STATUS_BATCH).collect();
-    let mut conn = Some(conn);
-    for (i, batch) in batches.iter().enumerate() {
-        let requests: Vec<[&str; 3]> = batch
-            .iter()
-            .map(|n| ["status", n.as_str(), "short"])
-            .collect();
-        let requests: Vec<&[&str]> = requests.iter().map(|r| &r[..]).collect();
-        let replies = if i + 1 == batches.len() {
-            conn.take()
-                .ok_or_else(missing_reply)?
-                .pipeline_then_close(&requests)
-                .await?
-        } else {
-            conn.as_mut()
-                .ok_or_else(missing_reply)?
-                .pipeline(&requests)
-                .await?
-        };
-        for (name, reply) in batch.iter().zip(replies) {
-            match reply {
-                Reply::Ok(value) => jails.push(codec::parse_jail_status(name, &value)?),
-                // The jail was stopped between the two requests: it is
-                // simply no longer running.
-                Reply::Failed(_) => {}
-            }
-        }
-    }
-    if let Some(conn) = conn {
-        conn.close().await;
-    }
-    jails.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(jails)
-}
 
 fn expect_ok(reply: Option<Reply>) -> Result<serde_pickle::Value, Error> {
     match reply {

@@ -34,6 +34,8 @@ pub struct FakeServer {
     pub requests: Arc<Mutex<Vec<Vec<String>>>>,
     /// Bytes sent by `Flood` actions so far.
     pub flooded: Arc<Mutex<usize>>,
+    /// Connections accepted so far.
+    pub connections: Arc<Mutex<usize>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -48,9 +50,11 @@ impl FakeServer {
         let requests = Arc::new(Mutex::new(Vec::new()));
         let flooded = Arc::new(Mutex::new(0));
         let handler: Arc<Handler> = Arc::new(handler);
-        let (reqs, fl) = (requests.clone(), flooded.clone());
+        let connections = Arc::new(Mutex::new(0));
+        let (reqs, fl, conns) = (requests.clone(), flooded.clone(), connections.clone());
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
+                *conns.lock().expect("lock") += 1;
                 tokio::spawn(serve(stream, handler.clone(), reqs.clone(), fl.clone()));
             }
         });
@@ -59,6 +63,7 @@ impl FakeServer {
             socket,
             requests,
             flooded,
+            connections,
             task,
         }
     }

@@ -49,7 +49,7 @@ impl Fail2ban {
     /// our own that appends banned addresses to `run/banned`), and waits
     /// until it answers with all of them running.
     pub fn start_with(jails: &[&str]) -> Self {
-        let server = require_program("fail2ban-server", "fail2ban");
+        require_program("fail2ban-server", "fail2ban");
         let dir = tempfile::Builder::new()
             .prefix("f2b-")
             .tempdir()
@@ -98,11 +98,26 @@ impl Fail2ban {
         }
         write(b.join("conf/jail.conf"), &jail_conf);
 
-        let child = Command::new(server)
+        let mut server = Self {
+            dir,
+            child: None,
+            socket,
+            jails: jails.iter().map(|s| s.to_string()).collect(),
+        };
+        server.spawn();
+        server
+    }
+
+    /// Starts the server process (again, after a kill) and waits until it
+    /// answers with every jail.
+    pub fn spawn(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let b = self.dir.path();
+        let child = Command::new(require_program("fail2ban-server", "fail2ban"))
             .args(["-f", "-x", "-c"])
             .arg(b.join("conf"))
             .arg("-s")
-            .arg(&socket)
+            .arg(&self.socket)
             .arg("-p")
             .arg(b.join("run/fail2ban.pid"))
             .arg("start")
@@ -111,14 +126,8 @@ impl Fail2ban {
             .stderr(fs::File::create(b.join("run/stderr")).expect("stderr file"))
             .spawn()
             .expect("spawn fail2ban-server");
-        let server = Self {
-            dir,
-            child: Some(child),
-            socket,
-            jails: jails.iter().map(|s| s.to_string()).collect(),
-        };
-        server.wait_ready(Duration::from_secs(20));
-        server
+        self.child = Some(child);
+        self.wait_ready(Duration::from_secs(20));
     }
 
     pub fn dir(&self) -> &Path {
