@@ -3,8 +3,10 @@
 //! Layout:
 //! - [`health`]: shared vocabulary (`OfflineReason`, `JailStats`, `ServerStatus`);
 //! - [`fail2ban`]: the control-socket codec, client and probe;
+//! - [`monitor`]: the pure crash-attribution state machine;
 //! - [`cli`]: the command line and its subcommands.
 
 pub mod cli;
 pub mod fail2ban;
 pub mod health;
+pub mod monitor;

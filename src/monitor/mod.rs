@@ -1,0 +1,417 @@
+//! The crash-attribution state machine: pure, no I/O, no clock reads.
+//!
+//! Owns the published state (online status, latest activation, recovery
+//! record) and the rules that turn probe results and commands into events.
+//! Every input carries [`Now`]: a monotonic instant, on which all windows
+//! and schedules are measured (so a wall-clock jump changes nothing), and
+//! the wall-clock time shown to people. The monitor says when it next
+//! wants a probe ([`Monitor::poll_timeout`]); the caller runs it and feeds
+//! the result back. Events come out of [`Monitor::poll_event`]. Modelled on
+//! the sans-I/O style of quinn-proto and str0m.
+
+mod record;
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+
+pub use record::{Activation, Cause, RecoveryRecord};
+
+use crate::health::{JailStats, OfflineReason, ServerStatus};
+
+/// The present moment, as the caller read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Now {
+    /// Monotonic time: windows and schedules are measured on it.
+    pub mono: Instant,
+    /// Wall-clock time: what timestamps show.
+    pub wall: DateTime<Utc>,
+}
+
+impl Now {
+    /// The same moment `d` later on both clocks.
+    pub fn after(self, d: Duration) -> Now {
+        Now {
+            mono: self.mono + d,
+            wall: self.wall + d,
+        }
+    }
+}
+
+/// The monitor's timing settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    /// Time between the end of one probe and the start of the next.
+    pub probe_interval: Duration,
+    /// How long after an activation a failure is attributed to it.
+    pub crash_window: Duration,
+    /// How long a newly activated jail may take to appear.
+    pub jail_start_grace: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Self {
+            probe_interval: Duration::from_secs(30),
+            crash_window: Duration::from_secs(60),
+            jail_start_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What happened, as facts fed to the monitor.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// A probe that the monitor asked for has finished.
+    ProbeFinished(Result<ServerStatus, OfflineReason>),
+    /// A manager says this jail was just activated.
+    ActivationRegistered {
+        /// The jail's name, already validated.
+        jail: String,
+    },
+    /// Someone wants a probe now.
+    ProbeRequested,
+    /// A manager clears the recovery record.
+    RecoveryDismissed,
+}
+
+/// Why an input was refused; nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// `RecoveryDismissed` while there is no record.
+    #[error("there is no pending recovery")]
+    NoPendingRecovery,
+}
+
+/// What the monitor wants done or announced.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// Start a probe now; feed its result back as [`Input::ProbeFinished`].
+    ProbeDue,
+    /// fail2ban answered after not answering (or for the first time).
+    CameOnline {
+        /// Its version.
+        version: String,
+    },
+    /// fail2ban stopped answering.
+    WentOffline {
+        /// Why.
+        reason: OfflineReason,
+    },
+    /// A recovery record was created.
+    CrashDetected {
+        /// The new record.
+        record: RecoveryRecord,
+        /// Monotonic time from the activation to the detection.
+        since_activation: Duration,
+    },
+    /// An unresolved record became resolved.
+    RecoveryResolved {
+        /// The record's jail.
+        jail: String,
+        /// When it resolved.
+        recovered_at: DateTime<Utc>,
+    },
+}
+
+/// Everything published about fail2ban, as one immutable value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Whether the latest probe got a valid answer.
+    pub online: bool,
+    /// Why not online; [`OfflineReason::None`] while online.
+    pub offline_reason: OfflineReason,
+    /// fail2ban's version; empty while offline.
+    pub version: String,
+    /// Running jails, sorted by name; empty while offline.
+    pub jails: Vec<JailStats>,
+    /// When the latest probe finished.
+    pub last_probe: Option<DateTime<Utc>>,
+    /// The latest registered activation.
+    pub last_activation: Option<Activation>,
+    /// The recovery record, resolved or not, until dismissed.
+    pub pending_recovery: Option<RecoveryRecord>,
+}
+
+impl Default for Snapshot {
+    fn default() -> Self {
+        Self {
+            online: false,
+            offline_reason: OfflineReason::NotProbedYet,
+            version: String::new(),
+            jails: Vec::new(),
+            last_probe: None,
+            last_activation: None,
+            pending_recovery: None,
+        }
+    }
+}
+
+/// The latest activation with what the rules need beyond what is shown.
+#[derive(Debug, Clone)]
+struct Watch {
+    shown: Activation,
+    at: Instant,
+    /// Jails running when the activation was registered (`None` when
+    /// fail2ban was offline then: nothing can have vanished).
+    jails_before: Option<Vec<String>>,
+    /// A record was attributed to this activation already: one activation
+    /// yields one record, so a UI does not see the same story twice (for
+    /// instance a crash, then fail2ban restarted without the bad jail).
+    spent: bool,
+}
+
+/// The crash-attribution state machine.
+#[derive(Debug)]
+pub struct Monitor {
+    timing: Timing,
+    snapshot: Snapshot,
+    watch: Option<Watch>,
+    probe_in_flight: bool,
+    /// Start another probe as soon as the one in flight ends.
+    probe_again: bool,
+    next_probe: Instant,
+    events: VecDeque<Event>,
+}
+
+impl Monitor {
+    /// A monitor that has probed nothing yet; its first probe is due at once.
+    pub fn new(timing: Timing, now: Now) -> Self {
+        Self {
+            timing,
+            snapshot: Snapshot::default(),
+            watch: None,
+            probe_in_flight: false,
+            probe_again: false,
+            next_probe: now.mono,
+            events: VecDeque::new(),
+        }
+    }
+
+    /// The monitor's timing settings.
+    pub fn timing(&self) -> Timing {
+        self.timing
+    }
+
+    /// The current published state.
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snapshot
+    }
+
+    /// Whether a probe is running.
+    pub fn probe_in_flight(&self) -> bool {
+        self.probe_in_flight
+    }
+
+    /// When [`Monitor::handle_timeout`] should next be called; `None` while
+    /// a probe runs (its end reschedules).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        (!self.probe_in_flight).then_some(self.next_probe)
+    }
+
+    /// Lets time pass: emits [`Event::ProbeDue`] when a probe is due.
+    pub fn handle_timeout(&mut self, now: Now) {
+        if !self.probe_in_flight && now.mono >= self.next_probe {
+            self.probe_in_flight = true;
+            self.probe_again = false;
+            self.events.push_back(Event::ProbeDue);
+        }
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Feeds a fact.
+    ///
+    /// # Errors
+    /// [`Refusal`] when the input is refused; nothing changed then.
+    pub fn handle_input(&mut self, now: Now, input: Input) -> Result<(), Refusal> {
+        match input {
+            Input::ProbeFinished(result) => self.probe_finished(now, result),
+            Input::ActivationRegistered { jail } => self.activation(now, jail),
+            Input::ProbeRequested => self.request_probe(now),
+            Input::RecoveryDismissed => {
+                if self.snapshot.pending_recovery.take().is_none() {
+                    return Err(Refusal::NoPendingRecovery);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn request_probe(&mut self, now: Now) {
+        if self.probe_in_flight {
+            self.probe_again = true;
+        } else {
+            self.next_probe = self.next_probe.min(now.mono);
+        }
+    }
+
+    fn activation(&mut self, now: Now, jail: String) {
+        let shown = Activation {
+            jail_name: jail,
+            activated_at: now.wall,
+        };
+        let jails_before = self
+            .snapshot
+            .online
+            .then(|| self.snapshot.jails.iter().map(|j| j.name.clone()).collect());
+        self.snapshot.last_activation = Some(shown.clone());
+        self.watch = Some(Watch {
+            shown,
+            at: now.mono,
+            jails_before,
+            spent: false,
+        });
+        self.request_probe(now);
+    }
+
+    fn window_open(&self, watch: &Watch, now: Now) -> bool {
+        now.mono.saturating_duration_since(watch.at) <= self.timing.crash_window
+    }
+
+    fn probe_finished(&mut self, now: Now, result: Result<ServerStatus, OfflineReason>) {
+        self.probe_in_flight = false;
+        let was_online = self.snapshot.online;
+        self.snapshot.last_probe = Some(now.wall);
+        match result {
+            Ok(status) => {
+                self.snapshot.online = true;
+                self.snapshot.offline_reason = OfflineReason::None;
+                self.snapshot.version = status.version;
+                self.snapshot.jails = status.jails;
+                if !was_online {
+                    self.events.push_back(Event::CameOnline {
+                        version: self.snapshot.version.clone(),
+                    });
+                    // Back online after being offline resolves any cause.
+                    self.resolve(now);
+                }
+                self.resolve_cleared(now);
+                self.check_jails(now);
+            }
+            Err(reason) => {
+                // A probe failure never reports "none" or "not probed".
+                let reason = match reason {
+                    OfflineReason::None | OfflineReason::NotProbedYet => {
+                        OfflineReason::ProtocolError
+                    }
+                    r => r,
+                };
+                self.snapshot.online = false;
+                self.snapshot.offline_reason = reason;
+                self.snapshot.version.clear();
+                self.snapshot.jails.clear();
+                if was_online {
+                    self.events.push_back(Event::WentOffline { reason });
+                    if let Some(watch) = self.watch.clone().filter(|w| self.window_open(w, now)) {
+                        self.record(now, &watch, Cause::WentOffline(reason));
+                    }
+                }
+            }
+        }
+        self.schedule(now);
+    }
+
+    /// Causes 2 and 3, once the grace has passed inside the window.
+    fn check_jails(&mut self, now: Now) {
+        let Some(watch) = self.watch.clone() else {
+            return;
+        };
+        let age = now.mono.saturating_duration_since(watch.at);
+        if age < self.timing.jail_start_grace || !self.window_open(&watch, now) {
+            return;
+        }
+        let running = |name: &String| self.snapshot.jails.iter().any(|j| &j.name == name);
+        let vanished: Vec<String> = watch
+            .jails_before
+            .iter()
+            .flatten()
+            .filter(|j| !running(j))
+            .cloned()
+            .collect();
+        if !vanished.is_empty() {
+            self.record(now, &watch, Cause::JailsVanished(vanished));
+        } else if !running(&watch.shown.jail_name) {
+            self.record(now, &watch, Cause::JailNotRunning);
+        }
+    }
+
+    /// Creates a record unless an unresolved one exists or this activation
+    /// already has had one.
+    fn record(&mut self, now: Now, watch: &Watch, cause: Cause) {
+        let unresolved = matches!(&self.snapshot.pending_recovery, Some(r) if !r.recovered());
+        if unresolved || watch.spent {
+            return;
+        }
+        if let Some(w) = self.watch.as_mut() {
+            w.spent = true;
+        }
+        let record = RecoveryRecord {
+            jail_name: watch.shown.jail_name.clone(),
+            activated_at: watch.shown.activated_at,
+            detected_at: now.wall,
+            recovered_at: None,
+            cause,
+        };
+        self.snapshot.pending_recovery = Some(record.clone());
+        self.events.push_back(Event::CrashDetected {
+            record,
+            since_activation: now.mono.saturating_duration_since(watch.at),
+        });
+    }
+
+    /// Resolves an unresolved record, whatever its cause.
+    fn resolve(&mut self, now: Now) {
+        if let Some(record) = self
+            .snapshot
+            .pending_recovery
+            .as_mut()
+            .filter(|r| !r.recovered())
+        {
+            record.recovered_at = Some(now.wall);
+            self.events.push_back(Event::RecoveryResolved {
+                jail: record.jail_name.clone(),
+                recovered_at: now.wall,
+            });
+        }
+    }
+
+    /// Resolves a cause-2 or cause-3 record whose condition has cleared.
+    fn resolve_cleared(&mut self, now: Now) {
+        let running = |name: &String| self.snapshot.jails.iter().any(|j| &j.name == name);
+        let cleared = match &self.snapshot.pending_recovery {
+            Some(r) if !r.recovered() => match &r.cause {
+                Cause::JailNotRunning => running(&r.jail_name),
+                Cause::JailsVanished(jails) => jails.iter().all(running),
+                Cause::WentOffline(_) => false,
+            },
+            _ => false,
+        };
+        if cleared {
+            self.resolve(now);
+        }
+    }
+
+    /// Plans the next probe: an interval after this one ends, sooner when
+    /// someone asked during it, and never missing the first moment after
+    /// an activation's grace inside its window.
+    fn schedule(&mut self, now: Now) {
+        let mut next = now.mono + self.timing.probe_interval;
+        if self.probe_again {
+            next = now.mono;
+            self.probe_again = false;
+        }
+        if let Some(watch) = &self.watch {
+            let grace_end = watch.at + self.timing.jail_start_grace;
+            let window_end = watch.at + self.timing.crash_window;
+            if now.mono < grace_end && grace_end <= window_end {
+                next = next.min(grace_end);
+            }
+        }
+        self.next_probe = next;
+    }
+}

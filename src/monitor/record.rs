@@ -1,0 +1,66 @@
+//! The activation and recovery-record values the monitor publishes.
+
+use chrono::{DateTime, Utc};
+
+use crate::health::OfflineReason;
+
+/// A registered activation: "jail X was just switched on".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Activation {
+    /// The activated jail.
+    pub jail_name: String,
+    /// When the activation was registered.
+    pub activated_at: DateTime<Utc>,
+}
+
+/// Why a failure was attributed to an activation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cause {
+    /// Cause 1: fail2ban went offline, for this reason.
+    WentOffline(OfflineReason),
+    /// Cause 2: the activated jail is not running while fail2ban is online.
+    JailNotRunning,
+    /// Cause 3: these jails, running at the activation, disappeared.
+    JailsVanished(Vec<String>),
+}
+
+impl Cause {
+    /// The contract's number for the cause.
+    pub fn code(&self) -> u32 {
+        match self {
+            Cause::WentOffline(_) => 1,
+            Cause::JailNotRunning => 2,
+            Cause::JailsVanished(_) => 3,
+        }
+    }
+
+    /// The offline reason of a cause-1 failure, else none.
+    pub fn offline_reason(&self) -> OfflineReason {
+        match self {
+            Cause::WentOffline(reason) => *reason,
+            _ => OfflineReason::None,
+        }
+    }
+}
+
+/// A failure attributed to an activation: the pending recovery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveryRecord {
+    /// The activation the failure is attributed to.
+    pub jail_name: String,
+    /// When that activation was registered.
+    pub activated_at: DateTime<Utc>,
+    /// When the failure was detected.
+    pub detected_at: DateTime<Utc>,
+    /// When the failure cleared; `None` while it has not.
+    pub recovered_at: Option<DateTime<Utc>>,
+    /// What failed.
+    pub cause: Cause,
+}
+
+impl RecoveryRecord {
+    /// Whether the failure has cleared since.
+    pub fn recovered(&self) -> bool {
+        self.recovered_at.is_some()
+    }
+}

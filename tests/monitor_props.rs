@@ -1,0 +1,163 @@
+//! Property tests of the monitor's invariants over random sequences of
+//! probe results, activations, requests, dismissals and passing time.
+#![allow(clippy::unwrap_used)]
+
+use std::time::{Duration, Instant};
+
+use chrono::{TimeZone, Utc};
+use fail2ban_healthd::health::{JailStats, OfflineReason, ServerStatus};
+use fail2ban_healthd::monitor::{Event, Input, Monitor, Now, RecoveryRecord, Timing};
+use proptest::prelude::*;
+
+const JAILS: [&str; 4] = ["alpha", "beta", "gamma", "delta"];
+
+#[derive(Debug, Clone)]
+enum Op {
+    Advance(u64),
+    Online(Vec<bool>),
+    Offline(u32),
+    Activate(usize),
+    Request,
+    Dismiss,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (0u64..40_000).prop_map(Op::Advance),
+        3 => prop::collection::vec(any::<bool>(), 4).prop_map(Op::Online),
+        2 => (2u32..=8).prop_map(Op::Offline),
+        1 => (0usize..4).prop_map(Op::Activate),
+        1 => Just(Op::Request),
+        1 => Just(Op::Dismiss),
+    ]
+}
+
+fn status(running: &[bool]) -> ServerStatus {
+    ServerStatus {
+        version: "1.1.1".into(),
+        jails: JAILS
+            .iter()
+            .zip(running)
+            .filter(|(_, r)| **r)
+            .map(|(n, _)| JailStats {
+                name: n.to_string(),
+                currently_failed: 0,
+                total_failed: 0,
+                currently_banned: 0,
+                total_banned: 0,
+            })
+            .collect(),
+    }
+}
+
+fn identity(r: &RecoveryRecord) -> (String, chrono::DateTime<Utc>, u32) {
+    (r.jail_name.clone(), r.detected_at, r.cause.code())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn invariants_hold(ops in prop::collection::vec(op(), 1..120)) {
+        let timing = Timing {
+            probe_interval: Duration::from_secs(30),
+            crash_window: Duration::from_secs(60),
+            jail_start_grace: Duration::from_secs(5),
+        };
+        let t0 = Now { mono: Instant::now(), wall: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() };
+        let mut now = t0;
+        let mut m = Monitor::new(timing, now);
+        let mut last_activation_mono: Option<Instant> = None;
+        let mut outstanding = 0u32;
+
+        for op in ops {
+            let before = m.snapshot().pending_recovery.clone();
+            let mut dismissed = false;
+            match op {
+                Op::Advance(ms) => {
+                    now = now.after(Duration::from_millis(ms));
+                    if let Some(due) = m.poll_timeout() {
+                        if due <= now.mono {
+                            m.handle_timeout(now);
+                        }
+                    }
+                }
+                Op::Online(r) if m.probe_in_flight() => {
+                    m.handle_input(now, Input::ProbeFinished(Ok(status(&r)))).unwrap();
+                    outstanding -= 1;
+                }
+                Op::Offline(c) if m.probe_in_flight() => {
+                    let reason = OfflineReason::from_code(c).unwrap();
+                    m.handle_input(now, Input::ProbeFinished(Err(reason))).unwrap();
+                    outstanding -= 1;
+                }
+                Op::Online(_) | Op::Offline(_) => {}
+                Op::Activate(i) => {
+                    m.handle_input(now, Input::ActivationRegistered { jail: JAILS[i].into() }).unwrap();
+                    last_activation_mono = Some(now.mono);
+                }
+                Op::Request => m.handle_input(now, Input::ProbeRequested).unwrap(),
+                Op::Dismiss => {
+                    let had = before.is_some();
+                    prop_assert_eq!(m.handle_input(now, Input::RecoveryDismissed).is_ok(), had);
+                    dismissed = true;
+                }
+            }
+            let mut created = 0;
+            let mut resolved = 0;
+            while let Some(e) = m.poll_event() {
+                match e {
+                    Event::ProbeDue => outstanding += 1,
+                    Event::CrashDetected { since_activation, record } => {
+                        created += 1;
+                        prop_assert!(since_activation <= timing.crash_window);
+                        let at = last_activation_mono.expect("an activation exists");
+                        prop_assert_eq!(now.mono - at, since_activation);
+                        prop_assert!(!record.recovered());
+                    }
+                    Event::RecoveryResolved { .. } => resolved += 1,
+                    Event::CameOnline { version } => prop_assert!(!version.is_empty()),
+                    Event::WentOffline { reason } => prop_assert_ne!(reason, OfflineReason::None),
+                }
+            }
+            let snap = m.snapshot();
+            // Never two probes at a time.
+            prop_assert!(outstanding <= 1);
+            prop_assert_eq!(outstanding == 1, m.probe_in_flight());
+            prop_assert_eq!(m.poll_timeout().is_none(), m.probe_in_flight());
+            // A next probe is always planned within one interval.
+            if let Some(due) = m.poll_timeout() {
+                prop_assert!(due <= now.mono + timing.probe_interval);
+            }
+            // Online and the reason agree; offline shows no version or jails.
+            prop_assert_eq!(snap.online, snap.offline_reason == OfflineReason::None);
+            prop_assert_eq!(snap.online, !snap.version.is_empty());
+            if !snap.online {
+                prop_assert!(snap.jails.is_empty());
+            }
+            prop_assert!(created <= 1 && resolved <= 1);
+            // An unresolved record is never overwritten.
+            if let (Some(b), false) = (&before, dismissed) {
+                let after = snap.pending_recovery.as_ref().expect("records only go by dismissal");
+                if !b.recovered() && created == 0 {
+                    prop_assert_eq!(identity(b), identity(after));
+                    prop_assert_eq!(resolved == 1, after.recovered());
+                } else if !b.recovered() {
+                    // Replaced only after being resolved in the same step
+                    // (fail2ban back, then a newer activation's jail missing).
+                    prop_assert_eq!(resolved, 1);
+                    prop_assert_ne!(identity(b), identity(after));
+                } else {
+                    prop_assert_eq!(resolved, 0);
+                }
+            }
+            if dismissed {
+                prop_assert!(snap.pending_recovery.is_none());
+            }
+            // A record exists exactly when one was created and not dismissed.
+            if created == 1 {
+                prop_assert!(snap.pending_recovery.as_ref().is_some_and(|r| !r.recovered()));
+            }
+        }
+    }
+}

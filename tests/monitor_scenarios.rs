@@ -1,0 +1,436 @@
+//! The monitor driven through whole stories on a fake clock: each rule of
+//! crash attribution and its edges, in microseconds of test time.
+#![allow(clippy::unwrap_used)]
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeZone, Utc};
+use fail2ban_healthd::health::{JailStats, OfflineReason, ServerStatus};
+use fail2ban_healthd::monitor::{Cause, Event, Input, Monitor, Now, Refusal, Timing};
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}
+
+fn online(jails: &[&str]) -> Result<ServerStatus, OfflineReason> {
+    Ok(ServerStatus {
+        version: "1.0.2".into(),
+        jails: jails
+            .iter()
+            .map(|n| JailStats {
+                name: n.to_string(),
+                currently_failed: 0,
+                total_failed: 0,
+                currently_banned: 0,
+                total_banned: 0,
+            })
+            .collect(),
+    })
+}
+
+/// A monitor on a fake clock, with the events it emitted.
+struct Sim {
+    m: Monitor,
+    t0: Now,
+    now: Now,
+}
+
+impl Sim {
+    fn new() -> Self {
+        Self::with(Timing::default())
+    }
+
+    fn with(timing: Timing) -> Self {
+        let t0 = Now {
+            mono: Instant::now(),
+            wall: Utc.with_ymd_and_hms(2026, 11, 28, 12, 0, 0).unwrap(),
+        };
+        Self {
+            m: Monitor::new(timing, t0),
+            t0,
+            now: t0,
+        }
+    }
+
+    fn at(&mut self, s: f64) {
+        let target = self.t0.after(secs(s));
+        assert!(target.mono >= self.now.mono, "time runs forward");
+        self.now = Now {
+            mono: target.mono,
+            wall: self.now.wall + (target.mono - self.now.mono),
+        };
+    }
+
+    fn elapsed(&self) -> f64 {
+        (self.now.mono - self.t0.mono).as_secs_f64()
+    }
+
+    /// Lets time pass to the next due probe, returns when it is (seconds).
+    fn next_probe(&mut self) -> f64 {
+        let due = self.m.poll_timeout().expect("a probe is scheduled");
+        if due > self.now.mono {
+            self.now = Now {
+                mono: due,
+                wall: self.now.wall + (due - self.now.mono),
+            };
+        }
+        self.m.handle_timeout(self.now);
+        assert_eq!(self.m.poll_event(), Some(Event::ProbeDue));
+        self.elapsed()
+    }
+
+    /// Runs the next due probe with this result; returns its events.
+    fn probe(&mut self, result: Result<ServerStatus, OfflineReason>) -> Vec<Event> {
+        self.next_probe();
+        self.finish(result)
+    }
+
+    /// Finishes the probe in flight now.
+    fn finish(&mut self, result: Result<ServerStatus, OfflineReason>) -> Vec<Event> {
+        assert!(self.m.probe_in_flight());
+        self.m
+            .handle_input(self.now, Input::ProbeFinished(result))
+            .unwrap();
+        self.events()
+    }
+
+    fn activate(&mut self, jail: &str) {
+        self.m
+            .handle_input(self.now, Input::ActivationRegistered { jail: jail.into() })
+            .unwrap();
+    }
+
+    fn events(&mut self) -> Vec<Event> {
+        std::iter::from_fn(|| self.m.poll_event()).collect()
+    }
+
+    fn cause(&self) -> Option<(String, u32, bool)> {
+        self.m
+            .snapshot()
+            .pending_recovery
+            .as_ref()
+            .map(|r| (r.jail_name.clone(), r.cause.code(), r.recovered()))
+    }
+}
+
+fn crash_events(events: &[Event]) -> usize {
+    events
+        .iter()
+        .filter(|e| matches!(e, Event::CrashDetected { .. }))
+        .count()
+}
+
+#[test]
+fn starts_offline_not_probed_and_probes_at_once() {
+    let mut s = Sim::new();
+    let snap = s.m.snapshot().clone();
+    assert!(!snap.online);
+    assert_eq!(snap.offline_reason, OfflineReason::NotProbedYet);
+    assert_eq!(snap.offline_reason.code(), 1);
+    assert!(snap.last_activation.is_none() && snap.pending_recovery.is_none());
+    assert_eq!(s.m.poll_timeout(), Some(s.t0.mono));
+    assert_eq!(s.next_probe(), 0.0);
+    let events = s.finish(online(&["alpha", "beta"]));
+    assert_eq!(
+        events,
+        [Event::CameOnline {
+            version: "1.0.2".into()
+        }]
+    );
+    assert!(s.m.snapshot().online);
+    assert_eq!(s.m.snapshot().offline_reason, OfflineReason::None);
+    assert_eq!(s.next_probe(), 30.0);
+}
+
+#[test]
+fn a_slow_probe_delays_the_next_and_never_overlaps() {
+    let mut s = Sim::new();
+    s.next_probe();
+    // Nothing else is due while the probe runs, however long it takes.
+    assert_eq!(s.m.poll_timeout(), None);
+    s.at(100.0);
+    s.m.handle_timeout(s.now);
+    assert_eq!(s.m.poll_event(), None);
+    s.finish(online(&["alpha"]));
+    assert_eq!(s.next_probe(), 130.0);
+}
+
+#[test]
+fn first_probe_offline_emits_no_transition() {
+    let mut s = Sim::new();
+    let events = s.probe(Err(OfflineReason::SocketMissing));
+    assert!(events.is_empty(), "{events:?}");
+    assert_eq!(s.m.snapshot().offline_reason, OfflineReason::SocketMissing);
+}
+
+fn crash_at(after_activation: f64) -> Sim {
+    let mut s = Sim::new();
+    s.probe(online(&["alpha", "beta"]));
+    s.at(10.0);
+    s.activate("gamma");
+    s.probe(online(&["alpha", "beta", "gamma"]));
+    s.at(10.0 + after_activation);
+    // The next scheduled probe may be later; a probe is requested now.
+    s.m.handle_input(s.now, Input::ProbeRequested).unwrap();
+    s.next_probe();
+    s
+}
+
+#[test]
+fn offline_inside_the_window_records_cause_1() {
+    let mut s = crash_at(20.0);
+    let events = s.finish(Err(OfflineReason::ConnectionRefused));
+    assert_eq!(
+        events[0],
+        Event::WentOffline {
+            reason: OfflineReason::ConnectionRefused
+        }
+    );
+    let Event::CrashDetected {
+        record,
+        since_activation,
+    } = &events[1]
+    else {
+        panic!("{events:?}")
+    };
+    assert_eq!(record.jail_name, "gamma");
+    assert_eq!(
+        record.cause,
+        Cause::WentOffline(OfflineReason::ConnectionRefused)
+    );
+    assert_eq!(record.cause.code(), 1);
+    assert_eq!(*since_activation, secs(20.0));
+    assert_eq!(record.activated_at, s.t0.wall + secs(10.0));
+    assert_eq!(record.detected_at, s.t0.wall + secs(30.0));
+    assert!(!record.recovered());
+    assert_eq!(s.m.snapshot().pending_recovery.as_ref(), Some(record));
+}
+
+#[test]
+fn exactly_at_the_window_boundary_still_counts() {
+    let mut s = crash_at(60.0);
+    let events = s.finish(Err(OfflineReason::ConnectionRefused));
+    assert_eq!(crash_events(&events), 1, "{events:?}");
+}
+
+#[test]
+fn just_past_the_window_goes_offline_without_a_record() {
+    let mut s = crash_at(60.000_001);
+    let events = s.finish(Err(OfflineReason::ConnectionRefused));
+    assert_eq!(
+        events,
+        [Event::WentOffline {
+            reason: OfflineReason::ConnectionRefused
+        }]
+    );
+    assert!(s.m.snapshot().pending_recovery.is_none());
+}
+
+#[test]
+fn coming_back_online_resolves_the_record() {
+    let mut s = crash_at(5.0);
+    s.finish(Err(OfflineReason::SocketMissing));
+    s.at(40.0);
+    s.m.handle_input(s.now, Input::ProbeRequested).unwrap();
+    let events = s.probe(online(&["alpha", "beta"]));
+    assert_eq!(
+        events[0],
+        Event::CameOnline {
+            version: "1.0.2".into()
+        }
+    );
+    assert_eq!(
+        events[1],
+        Event::RecoveryResolved {
+            jail: "gamma".into(),
+            recovered_at: s.t0.wall + secs(40.0)
+        }
+    );
+    let record = s.m.snapshot().pending_recovery.clone().unwrap();
+    assert_eq!(record.recovered_at, Some(s.t0.wall + secs(40.0)));
+    // Resolved records stay visible until dismissed.
+    s.m.handle_input(s.now, Input::RecoveryDismissed).unwrap();
+    assert!(s.m.snapshot().pending_recovery.is_none());
+    assert_eq!(
+        s.m.handle_input(s.now, Input::RecoveryDismissed),
+        Err(Refusal::NoPendingRecovery)
+    );
+}
+
+#[test]
+fn activation_while_offline_records_nothing_until_a_failure_is_seen() {
+    let mut s = Sim::new();
+    s.probe(Err(OfflineReason::SocketMissing));
+    s.at(1.0);
+    s.activate("alpha");
+    assert!(s.m.snapshot().last_activation.is_some());
+    let events = s.probe(Err(OfflineReason::SocketMissing));
+    assert!(events.is_empty(), "{events:?}");
+    // It comes up without the jail: cause 2 once the grace has passed.
+    s.at(3.0);
+    s.m.handle_input(s.now, Input::ProbeRequested).unwrap();
+    let events = s.probe(online(&["beta"]));
+    assert_eq!(
+        crash_events(&events),
+        0,
+        "still inside the grace: {events:?}"
+    );
+    assert_eq!(s.next_probe(), 6.0, "a probe right after the grace");
+    let events = s.finish(online(&["beta"]));
+    assert_eq!(crash_events(&events), 1);
+    assert_eq!(s.cause(), Some(("alpha".into(), 2, false)));
+}
+
+#[test]
+fn two_crashes_in_a_row_keep_the_first_record() {
+    let mut s = crash_at(5.0);
+    s.finish(Err(OfflineReason::ConnectionRefused));
+    let first = s.m.snapshot().pending_recovery.clone().unwrap();
+    // Still down, a new activation, another failed probe: nothing replaces
+    // the unresolved record.
+    s.at(20.0);
+    s.activate("delta");
+    let events = s.probe(Err(OfflineReason::SocketMissing));
+    assert!(events.is_empty(), "{events:?}");
+    assert_eq!(s.m.snapshot().pending_recovery.as_ref(), Some(&first));
+    assert_eq!(s.m.snapshot().offline_reason, OfflineReason::SocketMissing);
+}
+
+#[test]
+fn crash_then_recovery_then_a_new_crash_replaces_the_resolved_record() {
+    let mut s = crash_at(5.0);
+    s.finish(Err(OfflineReason::ConnectionRefused));
+    s.at(20.0);
+    s.m.handle_input(s.now, Input::ProbeRequested).unwrap();
+    s.probe(online(&["alpha", "beta", "gamma"]));
+    assert_eq!(s.cause(), Some(("gamma".into(), 1, true)));
+    s.at(30.0);
+    s.activate("delta");
+    s.probe(online(&["alpha", "beta", "gamma", "delta"]));
+    s.at(33.0);
+    s.m.handle_input(s.now, Input::ProbeRequested).unwrap();
+    let events = s.probe(Err(OfflineReason::ShuttingDown));
+    assert_eq!(crash_events(&events), 1);
+    assert_eq!(s.cause(), Some(("delta".into(), 1, false)));
+    let r = s.m.snapshot().pending_recovery.clone().unwrap();
+    assert_eq!(r.cause.offline_reason(), OfflineReason::ShuttingDown);
+}
+
+#[test]
+fn a_jail_that_never_starts_is_cause_2_and_resolves_when_it_runs() {
+    let mut s = Sim::new();
+    s.probe(online(&["alpha", "beta"]));
+    s.at(50.0);
+    s.activate("gamma");
+    // The immediate probe is inside the grace: nothing yet.
+    assert_eq!(crash_events(&s.probe(online(&["alpha", "beta"]))), 0);
+    // The next probe comes right after the grace, not an interval later.
+    assert_eq!(s.next_probe(), 55.0);
+    let events = s.finish(online(&["alpha", "beta"]));
+    assert_eq!(crash_events(&events), 1);
+    assert_eq!(s.cause(), Some(("gamma".into(), 2, false)));
+    let r = s.m.snapshot().pending_recovery.clone().unwrap();
+    assert_eq!(r.cause.offline_reason(), OfflineReason::None);
+    // Later the jail runs: resolved, without any offline phase.
+    assert_eq!(s.next_probe(), 85.0);
+    let events = s.finish(online(&["alpha", "beta", "gamma"]));
+    assert!(
+        matches!(events[..], [Event::RecoveryResolved { .. }]),
+        "{events:?}"
+    );
+    assert_eq!(s.cause(), Some(("gamma".into(), 2, true)));
+}
+
+#[test]
+fn a_reload_that_drops_the_other_jails_is_cause_3() {
+    let mut s = Sim::new();
+    s.probe(online(&["alpha", "beta"]));
+    s.at(1.0);
+    s.activate("gamma");
+    s.probe(online(&["alpha", "beta", "gamma"]));
+    let events = s.probe(online(&["gamma"]));
+    assert_eq!(s.elapsed(), 6.0);
+    assert_eq!(crash_events(&events), 1);
+    let r = s.m.snapshot().pending_recovery.clone().unwrap();
+    assert_eq!(
+        r.cause,
+        Cause::JailsVanished(vec!["alpha".into(), "beta".into()])
+    );
+    assert_eq!(r.cause.code(), 3);
+    // One comes back: not yet; both: resolved.
+    assert!(s.probe(online(&["alpha", "gamma"])).is_empty());
+    let events = s.probe(online(&["alpha", "beta", "gamma"]));
+    assert!(
+        matches!(events[..], [Event::RecoveryResolved { .. }]),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn no_attribution_after_the_window() {
+    let mut s = Sim::new();
+    s.probe(online(&["alpha"]));
+    s.activate("gamma");
+    s.probe(online(&["alpha"]));
+    // The grace probe finds the jail missing: cause 2 (then dismissed).
+    s.probe(online(&["alpha"]));
+    assert_eq!(s.cause().unwrap().1, 2);
+    s.m.handle_input(s.now, Input::RecoveryDismissed).unwrap();
+    // Past the window a missing jail or a crash is no longer attributed.
+    s.at(61.0);
+    s.m.handle_input(s.now, Input::ProbeRequested).unwrap();
+    assert_eq!(crash_events(&s.probe(online(&["alpha"]))), 0);
+    let events = s.probe(Err(OfflineReason::ConnectionRefused));
+    assert_eq!(
+        events,
+        [Event::WentOffline {
+            reason: OfflineReason::ConnectionRefused
+        }]
+    );
+    assert!(s.m.snapshot().pending_recovery.is_none());
+}
+
+#[test]
+fn the_window_ignores_wall_clock_jumps() {
+    let mut s = Sim::new();
+    s.probe(online(&["alpha"]));
+    s.activate("alpha");
+    s.probe(online(&["alpha"]));
+    // The wall clock jumps a day back, then 30 s pass on the monotonic clock.
+    s.now.wall -= chrono::Duration::days(1);
+    s.at(30.0);
+    s.m.handle_input(s.now, Input::ProbeRequested).unwrap();
+    let events = s.probe(Err(OfflineReason::ConnectionRefused));
+    assert_eq!(crash_events(&events), 1);
+    let r = s.m.snapshot().pending_recovery.clone().unwrap();
+    let shown: DateTime<Utc> = s.t0.wall + secs(30.0) - chrono::Duration::days(1);
+    assert_eq!(r.detected_at, shown, "people see the wall clock");
+}
+
+#[test]
+fn a_probe_asked_for_during_a_probe_follows_it_at_once() {
+    let mut s = Sim::new();
+    s.next_probe();
+    s.at(2.0);
+    s.m.handle_input(s.now, Input::ProbeRequested).unwrap();
+    assert_eq!(s.events(), []);
+    s.finish(online(&["alpha"]));
+    assert_eq!(s.next_probe(), 2.0);
+}
+
+#[test]
+fn an_unresolved_cause_2_record_survives_a_new_activation_and_a_crash() {
+    let mut s = Sim::new();
+    s.probe(online(&["alpha"]));
+    s.activate("ghost");
+    s.probe(online(&["alpha"]));
+    s.probe(online(&["alpha"]));
+    let first = s.m.snapshot().pending_recovery.clone().unwrap();
+    assert_eq!(first.cause.code(), 2);
+    s.at(10.0);
+    s.activate("other");
+    s.probe(online(&["alpha", "other"]));
+    let events = s.probe(Err(OfflineReason::ConnectionRefused));
+    assert_eq!(crash_events(&events), 0);
+    assert_eq!(s.m.snapshot().pending_recovery.as_ref(), Some(&first));
+}
