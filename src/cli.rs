@@ -38,6 +38,86 @@ pub enum Command {
     /// Exit status: 0 when fail2ban is online, 1 when it is offline,
     /// 2 on bad usage.
     Probe(ProbeArgs),
+    /// Run the daemon: probe fail2ban, attribute crashes to activations,
+    /// publish on D-Bus. Flags override the configuration file.
+    ///
+    /// Exit status: 0 after SIGTERM or SIGINT, 1 when the bus cannot be
+    /// used or is lost, 2 on bad usage or configuration.
+    Run(RunArgs),
+}
+
+/// Arguments of `run`; each overrides the configuration file's key of the
+/// same name.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The configuration file (default /etc/fail2ban-healthd/config.toml,
+    /// when it exists).
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// fail2ban's control socket.
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<String>,
+    /// Time between probes, e.g. 30s.
+    #[arg(long, value_name = "DURATION")]
+    pub probe_interval: Option<String>,
+    /// Deadline of one probe, e.g. 5s.
+    #[arg(long, value_name = "DURATION")]
+    pub probe_timeout: Option<String>,
+    /// How long after an activation a failure is attributed to it, e.g. 60s.
+    #[arg(long, value_name = "DURATION")]
+    pub crash_window: Option<String>,
+    /// How long a newly activated jail may take to appear, e.g. 5s.
+    #[arg(long, value_name = "DURATION")]
+    pub jail_start_grace: Option<String>,
+    /// Members of this group may register activations and dismiss records.
+    #[arg(long, value_name = "GROUP")]
+    pub manage_group: Option<String>,
+    /// The bus to serve on: system (honours DBUS_SYSTEM_BUS_ADDRESS) or session.
+    #[arg(long, value_name = "BUS")]
+    pub bus: Option<String>,
+    /// An explicit bus address, e.g. unix:path=/run/test-bus; overrides --bus.
+    #[arg(long, value_name = "ADDRESS")]
+    pub bus_address: Option<String>,
+    /// Where logs go: auto (the journal when present), journal or stderr.
+    #[arg(long, value_name = "TARGET")]
+    pub log: Option<String>,
+    /// error, warn, info, debug or trace.
+    #[arg(long, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+}
+
+impl RunArgs {
+    /// The flags as raw settings.
+    pub fn raw(&self) -> crate::config::RawConfig {
+        crate::config::RawConfig {
+            socket: self.socket.clone(),
+            probe_interval: self.probe_interval.clone(),
+            probe_timeout: self.probe_timeout.clone(),
+            crash_window: self.crash_window.clone(),
+            jail_start_grace: self.jail_start_grace.clone(),
+            manage_group: self.manage_group.clone(),
+            bus: self.bus.clone(),
+            bus_address: self.bus_address.clone(),
+            log: self.log.clone(),
+            log_level: self.log_level.clone(),
+        }
+    }
+
+    /// The configuration file merged with the flags, validated.
+    ///
+    /// # Errors
+    /// A one-line [`crate::config::Error`] naming the key at fault.
+    pub fn load(&self) -> Result<crate::config::Config, crate::config::Error> {
+        use crate::config::{Config, DEFAULT_PATH, RawConfig, system_group};
+        let file = match &self.config {
+            Some(path) => RawConfig::from_file(path)?,
+            None if std::path::Path::new(DEFAULT_PATH).exists() => {
+                RawConfig::from_file(std::path::Path::new(DEFAULT_PATH))?
+            }
+            None => RawConfig::default(),
+        };
+        Config::from_raw(&file.overridden_by(self.raw()), system_group)
+    }
 }
 
 /// Arguments of `probe`.
@@ -102,14 +182,8 @@ pub struct ProbeReport<'a> {
     pub socket: String,
 }
 
-/// Runs the chosen subcommand and returns the process's exit status.
-pub async fn run(cli: Cli) -> ExitCode {
-    match cli.command {
-        Command::Probe(args) => probe(args).await,
-    }
-}
-
-async fn probe(args: ProbeArgs) -> ExitCode {
+/// Runs `probe` and returns the process's exit status.
+pub async fn probe(args: ProbeArgs) -> ExitCode {
     let config = ProbeConfig {
         socket: args.socket,
         timeout: args.timeout,

@@ -4,9 +4,14 @@
 //! - [`health`]: shared vocabulary (`OfflineReason`, `JailStats`, `ServerStatus`);
 //! - [`fail2ban`]: the control-socket codec, client and probe;
 //! - [`monitor`]: the pure crash-attribution state machine;
+//! - [`config`]: settings from the file and flags, validated;
 //! - [`cli`]: the command line and its subcommands.
 
+pub mod bus;
 pub mod cli;
+pub mod config;
+pub mod daemon;
 pub mod fail2ban;
 pub mod health;
+pub mod logging;
 pub mod monitor;

@@ -4,27 +4,59 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use fail2ban_healthd::cli::{self, Cli};
+use fail2ban_healthd::cli::{self, Cli, Command};
+use fail2ban_healthd::config::LogTarget;
+
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            eprintln!("fail2ban-healthd: cannot start the async runtime: {e}");
+            None
+        }
+    }
+}
 
 fn main() -> ExitCode {
     // clap exits with status 2 on bad usage, before anything else runs.
     let args = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("FAIL2BAN_HEALTHD_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("fail2ban-healthd: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+    match args.command {
+        Command::Probe(probe) => {
+            if fail2ban_healthd::logging::init(LogTarget::Stderr, tracing::Level::WARN).is_err() {
+                return ExitCode::FAILURE;
+            }
+            match runtime() {
+                Some(rt) => rt.block_on(cli::probe(probe)),
+                None => ExitCode::FAILURE,
+            }
         }
-    };
-    runtime.block_on(cli::run(args))
+        Command::Run(run) => {
+            // A bad setting stops here, before the bus is touched.
+            let config = match run.load() {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("fail2ban-healthd: configuration error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            if let Err(e) = fail2ban_healthd::logging::init(config.log, config.log_level) {
+                eprintln!("fail2ban-healthd: {e}");
+                return ExitCode::from(2);
+            }
+            let Some(rt) = runtime() else {
+                return ExitCode::FAILURE;
+            };
+            match rt.block_on(fail2ban_healthd::daemon::run(config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = format!("{e:#}"), "daemon_failed");
+                    eprintln!("fail2ban-healthd: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
 }

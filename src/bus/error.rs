@@ -1,0 +1,18 @@
+//! The interface's errors, named `org.fail2ban_healthd.Health1.Error.<Name>`.
+
+/// Errors a method of the interface can answer with.
+#[derive(Debug, zbus::DBusError)]
+#[zbus(prefix = "org.fail2ban_healthd.Health1.Error")]
+pub enum HealthError {
+    /// A failure of the bus itself.
+    #[zbus(error)]
+    ZBus(zbus::Error),
+    /// The caller may not manage: not root, not in the manage group.
+    NotAuthorized(String),
+    /// The jail name breaks the contract's rules.
+    InvalidJailName(String),
+    /// `DismissRecovery` while there is no record.
+    NoPendingRecovery(String),
+    /// The daemon is shutting down and takes no more commands.
+    ShuttingDown(String),
+}

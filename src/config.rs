@@ -1,0 +1,442 @@
+//! Configuration: the raw settings of a TOML file and of command-line
+//! flags, and their validation into one [`Config`].
+//!
+//! Owns every default, bound and error message about settings. Raw values
+//! are all optional strings or numbers as written; flags override the file
+//! key by key; validation happens once, before the daemon touches the bus,
+//! and names the key at fault. It must not start anything.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::fail2ban::ProbeConfig;
+use crate::fail2ban::codec::DEFAULT_MAX_REPLY;
+use crate::fail2ban::probe::DEFAULT_SOCKET;
+use crate::monitor::Timing;
+
+/// Where the configuration file is read from when `--config` is not given
+/// (only if it exists).
+pub const DEFAULT_PATH: &str = "/etc/fail2ban-healthd/config.toml";
+
+/// Longest path a Unix socket address can hold.
+const MAX_SOCKET_PATH: usize = 107;
+
+/// A setting that cannot be used; the daemon does not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML, or has an unknown key or a wrong type.
+    #[error("{}: {message}", path.display())]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with the line.
+        message: String,
+    },
+    /// A value is out of range or malformed.
+    #[error("{key}: {message}")]
+    Value {
+        /// The offending key (flags use the same names).
+        key: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+fn bad(key: &'static str, message: impl Into<String>) -> Error {
+    Error::Value {
+        key,
+        message: message.into(),
+    }
+}
+
+/// Settings as written: every one optional. Used for the file and for the
+/// flags alike.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// fail2ban's control socket.
+    pub socket: Option<String>,
+    /// Time between probes, e.g. `"30s"`.
+    pub probe_interval: Option<String>,
+    /// Deadline of one probe, e.g. `"5s"`.
+    pub probe_timeout: Option<String>,
+    /// How long after an activation a failure is attributed to it.
+    pub crash_window: Option<String>,
+    /// How long a newly activated jail may take to appear.
+    pub jail_start_grace: Option<String>,
+    /// Members of this group may manage (besides root).
+    pub manage_group: Option<String>,
+    /// `system` or `session`.
+    pub bus: Option<String>,
+    /// An explicit bus address; overrides `bus`.
+    pub bus_address: Option<String>,
+    /// `auto`, `journal` or `stderr`.
+    pub log: Option<String>,
+    /// `error`, `warn`, `info`, `debug` or `trace`.
+    pub log_level: Option<String>,
+}
+
+impl RawConfig {
+    /// Parses a TOML document; `origin` names it in errors.
+    ///
+    /// # Errors
+    /// [`Error::Syntax`] with a one-line message naming the line.
+    pub fn from_toml(text: &str, origin: &Path) -> Result<Self, Error> {
+        toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            let message = e.message().replace('\n', " ");
+            Error::Syntax {
+                path: origin.to_owned(),
+                message: match line {
+                    Some(l) => format!("line {l}: {message}"),
+                    None => message,
+                },
+            }
+        })
+    }
+
+    /// Reads the file at `path`.
+    ///
+    /// # Errors
+    /// [`Error::Read`] or [`Error::Syntax`].
+    pub fn from_file(path: &Path) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text, path)
+    }
+
+    /// These settings, each replaced by `over`'s where it has one.
+    pub fn overridden_by(self, over: RawConfig) -> RawConfig {
+        RawConfig {
+            socket: over.socket.or(self.socket),
+            probe_interval: over.probe_interval.or(self.probe_interval),
+            probe_timeout: over.probe_timeout.or(self.probe_timeout),
+            crash_window: over.crash_window.or(self.crash_window),
+            jail_start_grace: over.jail_start_grace.or(self.jail_start_grace),
+            manage_group: over.manage_group.or(self.manage_group),
+            bus: over.bus.or(self.bus),
+            bus_address: over.bus_address.or(self.bus_address),
+            log: over.log.or(self.log),
+            log_level: over.log_level.or(self.log_level),
+        }
+    }
+}
+
+/// Which bus to serve on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bus {
+    /// The system bus (honours `DBUS_SYSTEM_BUS_ADDRESS`).
+    System,
+    /// The session bus of the calling user.
+    Session,
+    /// A bus at this address.
+    Address(String),
+}
+
+/// Where log lines go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogTarget {
+    /// The journal when journald listens, else standard error.
+    Auto,
+    /// The journal.
+    Journal,
+    /// Standard error.
+    Stderr,
+}
+
+/// The group whose members may manage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManageGroup {
+    /// Its name, as configured.
+    pub name: String,
+    /// Its id, looked up at start.
+    pub gid: u32,
+}
+
+/// Validated settings of the daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// How to probe fail2ban.
+    pub probe: ProbeConfig,
+    /// Interval, crash window and grace.
+    pub timing: Timing,
+    /// Who besides root may manage.
+    pub manage_group: Option<ManageGroup>,
+    /// The bus to serve on.
+    pub bus: Bus,
+    /// Where logs go.
+    pub log: LogTarget,
+    /// The most detailed level logged.
+    pub log_level: tracing::Level,
+}
+
+fn duration(
+    key: &'static str,
+    raw: Option<&str>,
+    default: Duration,
+    min: Duration,
+    max: Duration,
+) -> Result<Duration, Error> {
+    let Some(raw) = raw else {
+        return Ok(default);
+    };
+    let d = humantime::parse_duration(raw.trim())
+        .map_err(|e| bad(key, format!("{raw:?} is not a duration like \"30s\" or \"1m\" ({e})")))?;
+    if d < min || d > max {
+        return Err(bad(
+            key,
+            format!(
+                "{raw:?} is out of range ({} to {})",
+                humantime::format_duration(min),
+                humantime::format_duration(max)
+            ),
+        ));
+    }
+    Ok(d)
+}
+
+impl Config {
+    /// Validates raw settings; `lookup_group` resolves a group name to its id.
+    ///
+    /// # Errors
+    /// [`Error::Value`] naming the first key at fault.
+    pub fn from_raw(
+        raw: &RawConfig,
+        lookup_group: impl Fn(&str) -> Option<u32>,
+    ) -> Result<Self, Error> {
+        let socket = raw.socket.as_deref().unwrap_or(DEFAULT_SOCKET);
+        if !socket.starts_with('/') {
+            return Err(bad("socket", format!("{socket:?} is not an absolute path")));
+        }
+        if socket.len() > MAX_SOCKET_PATH || socket.contains('\0') {
+            return Err(bad(
+                "socket",
+                format!("a Unix socket path holds at most {MAX_SOCKET_PATH} bytes and no NUL"),
+            ));
+        }
+        let ms = Duration::from_millis;
+        let day = Duration::from_secs(86_400);
+        let d = Timing::default();
+        let timing = Timing {
+            probe_interval: duration(
+                "probe_interval",
+                raw.probe_interval.as_deref(),
+                d.probe_interval,
+                ms(100),
+                day,
+            )?,
+            crash_window: duration(
+                "crash_window",
+                raw.crash_window.as_deref(),
+                d.crash_window,
+                ms(100),
+                day,
+            )?,
+            jail_start_grace: duration(
+                "jail_start_grace",
+                raw.jail_start_grace.as_deref(),
+                d.jail_start_grace,
+                Duration::ZERO,
+                day,
+            )?,
+        };
+        if timing.jail_start_grace >= timing.crash_window {
+            return Err(bad(
+                "jail_start_grace",
+                "must be shorter than crash_window, or a missing jail could never be noticed",
+            ));
+        }
+        let probe_timeout = duration(
+            "probe_timeout",
+            raw.probe_timeout.as_deref(),
+            crate::fail2ban::probe::DEFAULT_TIMEOUT,
+            ms(10),
+            Duration::from_secs(300),
+        )?;
+        let manage_group = match raw.manage_group.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(name) => {
+                let gid = lookup_group(name)
+                    .ok_or_else(|| bad("manage_group", format!("no group named {name:?}")))?;
+                Some(ManageGroup {
+                    name: name.to_owned(),
+                    gid,
+                })
+            }
+        };
+        let bus = match (raw.bus_address.as_deref(), raw.bus.as_deref()) {
+            (Some(addr), _) if addr.trim().is_empty() || !addr.contains(':') => {
+                return Err(bad(
+                    "bus_address",
+                    format!("{addr:?} is not a D-Bus address like \"unix:path=/run/bus\""),
+                ));
+            }
+            (Some(addr), _) => Bus::Address(addr.to_owned()),
+            (None, None | Some("system")) => Bus::System,
+            (None, Some("session")) => Bus::Session,
+            (None, Some(other)) => {
+                return Err(bad(
+                    "bus",
+                    format!("{other:?} is neither \"system\" nor \"session\""),
+                ));
+            }
+        };
+        let log = match raw.log.as_deref() {
+            None | Some("auto") => LogTarget::Auto,
+            Some("journal") => LogTarget::Journal,
+            Some("stderr") => LogTarget::Stderr,
+            Some(other) => {
+                return Err(bad(
+                    "log",
+                    format!("{other:?} is not one of auto, journal, stderr"),
+                ));
+            }
+        };
+        let log_level = match raw.log_level.as_deref().unwrap_or("info") {
+            "error" => tracing::Level::ERROR,
+            "warn" => tracing::Level::WARN,
+            "info" => tracing::Level::INFO,
+            "debug" => tracing::Level::DEBUG,
+            "trace" => tracing::Level::TRACE,
+            other => {
+                return Err(bad(
+                    "log_level",
+                    format!("{other:?} is not one of error, warn, info, debug, trace"),
+                ));
+            }
+        };
+        Ok(Config {
+            probe: ProbeConfig {
+                socket: PathBuf::from(socket),
+                timeout: probe_timeout,
+                max_reply: DEFAULT_MAX_REPLY,
+            },
+            timing,
+            manage_group,
+            bus,
+            log,
+            log_level,
+        })
+    }
+}
+
+/// Looks a group up in the system's group database.
+pub fn system_group(name: &str) -> Option<u32> {
+    nix::unistd::Group::from_name(name)
+        .ok()
+        .flatten()
+        .map(|g| g.gid.as_raw())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, Error> {
+        let raw = RawConfig::from_toml(text, Path::new("test.toml"))?;
+        Config::from_raw(&raw, |n| (n == "adm").then_some(4))
+    }
+
+    #[test]
+    fn an_empty_file_gives_the_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c.probe.socket, PathBuf::from("/run/fail2ban/fail2ban.sock"));
+        assert_eq!(c.probe.timeout, Duration::from_secs(5));
+        assert_eq!(c.timing, Timing::default());
+        assert_eq!(c.bus, Bus::System);
+        assert_eq!(c.log, LogTarget::Auto);
+        assert_eq!(c.log_level, tracing::Level::INFO);
+        assert_eq!(c.manage_group, None);
+    }
+
+    #[test]
+    fn every_key_is_read() {
+        let c = parse(
+            "socket = \"/tmp/f.sock\"\nprobe_interval = \"1m\"\nprobe_timeout = \"2s 500ms\"\n\
+             crash_window = \"2m\"\njail_start_grace = \"10s\"\nmanage_group = \"adm\"\n\
+             bus = \"session\"\nlog = \"stderr\"\nlog_level = \"debug\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.probe.socket, PathBuf::from("/tmp/f.sock"));
+        assert_eq!(c.timing.probe_interval, Duration::from_secs(60));
+        assert_eq!(c.probe.timeout, Duration::from_millis(2500));
+        assert_eq!(c.timing.crash_window, Duration::from_secs(120));
+        assert_eq!(c.timing.jail_start_grace, Duration::from_secs(10));
+        assert_eq!(
+            c.manage_group,
+            Some(ManageGroup {
+                name: "adm".into(),
+                gid: 4
+            })
+        );
+        assert_eq!(c.bus, Bus::Session);
+        assert_eq!(c.log, LogTarget::Stderr);
+        assert_eq!(c.log_level, tracing::Level::DEBUG);
+        let c = parse("bus = \"session\"\nbus_address = \"unix:path=/tmp/b\"\n").unwrap();
+        assert_eq!(c.bus, Bus::Address("unix:path=/tmp/b".into()));
+    }
+
+    #[test]
+    fn each_bad_value_names_its_key_on_one_line() {
+        for (text, key) in [
+            ("probe_interval = \"soon\"", "probe_interval"),
+            ("probe_interval = \"1ms\"", "probe_interval"),
+            ("probe_timeout = \"0s\"", "probe_timeout"),
+            ("crash_window = \"400d\"", "crash_window"),
+            ("jail_start_grace = \"2m\"", "jail_start_grace"),
+            ("socket = \"relative.sock\"", "socket"),
+            ("manage_group = \"nosuchgroup\"", "manage_group"),
+            ("bus = \"tcp\"", "bus"),
+            ("bus_address = \"nonsense\"", "bus_address"),
+            ("log = \"syslog\"", "log"),
+            ("log_level = \"loud\"", "log_level"),
+        ] {
+            let msg = parse(text).unwrap_err().to_string();
+            assert!(msg.starts_with(&format!("{key}: ")), "{text}: {msg}");
+            assert!(!msg.contains('\n'), "{msg}");
+        }
+        let long = format!("socket = \"/{}\"", "x".repeat(120));
+        assert!(parse(&long).unwrap_err().to_string().starts_with("socket: "));
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_types_are_errors_with_a_line() {
+        let msg = parse("socket = \"/a\"\nfrobnicate = 1\n").unwrap_err().to_string();
+        assert!(msg.contains("line 2") && msg.contains("frobnicate"), "{msg}");
+        assert!(!msg.contains('\n'));
+        let msg = parse("probe_interval = 30").unwrap_err().to_string();
+        assert!(msg.contains("line 1"), "{msg}");
+        assert!(parse("[section]\nx = 1").is_err());
+        assert!(parse("not toml at all").is_err());
+    }
+
+    #[test]
+    fn flags_override_the_file_key_by_key() {
+        let file = RawConfig {
+            socket: Some("/file.sock".into()),
+            probe_interval: Some("10s".into()),
+            ..RawConfig::default()
+        };
+        let flags = RawConfig {
+            probe_interval: Some("20s".into()),
+            ..RawConfig::default()
+        };
+        let merged = file.overridden_by(flags);
+        assert_eq!(merged.socket.as_deref(), Some("/file.sock"));
+        assert_eq!(merged.probe_interval.as_deref(), Some("20s"));
+    }
+}

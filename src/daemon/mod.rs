@@ -1,0 +1,169 @@
+//! `fail2ban-healthd run`: the owner task, its handle, the publishers and
+//! the shutdown path.
+//!
+//! Layout:
+//! - this file: [`run`] wires the bus, the owner task and the publisher,
+//!   and stops them on SIGTERM/SIGINT or when the bus goes away;
+//! - `owner`: the one task that owns the monitor and the fail2ban
+//!   connection; everything else talks to it through a [`Handle`];
+//! - `publish`: signals and batched `PropertiesChanged` on the bus;
+//! - `notify`: systemd's notify socket (READY, STATUS, WATCHDOG, STOPPING).
+
+mod notify;
+mod owner;
+mod publish;
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::bus::interface::{Constants, Health, Managers};
+use crate::bus::{NAME, PATH};
+use crate::config::{Bus, Config};
+use crate::monitor::{Refusal, Snapshot};
+
+/// A request to the owner task; each carries the channel for its answer.
+#[derive(Debug)]
+pub enum Command {
+    /// Register an activation; answers with its time.
+    RegisterActivation {
+        /// The validated jail name.
+        jail: String,
+        /// Where the answer goes.
+        reply: oneshot::Sender<DateTime<Utc>>,
+    },
+    /// Clear the recovery record.
+    DismissRecovery {
+        /// Where the answer goes.
+        reply: oneshot::Sender<Result<(), Refusal>>,
+    },
+    /// Probe now; answers with `online` once the snapshot reflects it.
+    Probe {
+        /// Where the answer goes.
+        reply: oneshot::Sender<bool>,
+    },
+}
+
+/// A cloneable handle on the owner task: commands in, snapshots out.
+#[derive(Debug, Clone)]
+pub struct Handle {
+    commands: mpsc::Sender<Command>,
+    snapshot: watch::Receiver<Arc<Snapshot>>,
+}
+
+impl Handle {
+    /// The latest snapshot; never waits for a probe.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.borrow().clone()
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Option<T> {
+        let (reply, answer) = oneshot::channel();
+        self.commands.send(make(reply)).await.ok()?;
+        answer.await.ok()
+    }
+
+    /// Registers an activation; `None` when the daemon is stopping.
+    pub async fn register_activation(&self, jail: String) -> Option<DateTime<Utc>> {
+        self.ask(|reply| Command::RegisterActivation { jail, reply })
+            .await
+    }
+
+    /// Dismisses the record; `None` when the daemon is stopping.
+    pub async fn dismiss_recovery(&self) -> Option<Result<(), Refusal>> {
+        self.ask(|reply| Command::DismissRecovery { reply }).await
+    }
+
+    /// Probes now; `None` when the daemon is stopping.
+    pub async fn probe(&self) -> Option<bool> {
+        self.ask(|reply| Command::Probe { reply }).await
+    }
+}
+
+fn builder(bus: &Bus) -> zbus::connection::Builder<'_> {
+    match bus {
+        Bus::System => zbus::connection::Builder::system(),
+        Bus::Session => zbus::connection::Builder::session(),
+        Bus::Address(addr) => zbus::connection::Builder::address(addr.as_str()),
+    }
+}
+
+/// Runs the daemon until SIGTERM or SIGINT (`Ok`, exit 0) or until the bus
+/// goes away or the name cannot be had (`Err`, exit non-zero, so that
+/// systemd restarts it).
+///
+/// # Errors
+/// Failing to reach the bus, to own the name, or losing the bus.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot watch SIGTERM")?;
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("cannot watch SIGINT")?;
+
+    let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(Snapshot::default()));
+    let (commands_tx, commands_rx) = mpsc::channel(64);
+    let handle = Handle {
+        commands: commands_tx,
+        snapshot: snapshot_rx,
+    };
+    let constants = Constants {
+        probe_interval_usec: micros(config.timing.probe_interval),
+        crash_window_usec: micros(config.timing.crash_window),
+        socket_path: config.probe.socket.display().to_string(),
+    };
+    let managers = Managers {
+        gid: config.manage_group.as_ref().map(|g| g.gid),
+    };
+    // Every object is served before the name is requested, so a client
+    // that sees the name finds the object.
+    let conn = builder(&config.bus)
+        .serve_at(PATH, Health::new(handle, constants, managers))
+        .build()
+        .await
+        .context("cannot connect to the D-Bus bus")?;
+    conn.request_name(NAME)
+        .await
+        .with_context(|| format!("cannot own the bus name {NAME}"))?;
+    tracing::info!(bus_name = NAME, "bus_name_acquired");
+
+    let (publish_tx, publish_rx) = mpsc::unbounded_channel();
+    let publisher = tokio::spawn(publish::run(conn.clone(), publish_rx));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let owner = tokio::spawn(owner::run(
+        owner::Parts {
+            config: config.clone(),
+            commands: commands_rx,
+            snapshot: snapshot_tx,
+            publish: publish_tx,
+        },
+        stop_rx,
+    ));
+    notify::ready();
+
+    let outcome = tokio::select! {
+        _ = term.recv() => Ok("SIGTERM"),
+        _ = int.recv() => Ok("SIGINT"),
+        () = conn.closed() => Err(anyhow::anyhow!("the D-Bus connection was closed")),
+    };
+    notify::stopping();
+    let _ = stop_tx.send(true);
+    // The owner task ends its loop and drops its publish sender; the
+    // publisher then drains what is left and ends.
+    let _ = owner.await;
+    let _ = publisher.await;
+    match outcome {
+        Ok(signal) => {
+            tracing::info!(signal, "daemon_stopping");
+            let _ = conn.release_name(NAME).await;
+            let _ = conn.close().await;
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn micros(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,64 @@
+//! systemd's notify protocol. Every call is a no-op without
+//! `NOTIFY_SOCKET`; failures are logged, never fatal.
+
+use std::time::Duration;
+
+use sd_notify::NotifyState;
+
+use crate::monitor::Snapshot;
+
+fn send(states: &[NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(false, states) {
+        tracing::debug!(error = %e, "sd_notify_failed");
+    }
+}
+
+/// READY=1: the name is owned and the service answers.
+pub fn ready() {
+    send(&[NotifyState::Ready]);
+}
+
+/// STOPPING=1.
+pub fn stopping() {
+    send(&[NotifyState::Stopping]);
+}
+
+/// WATCHDOG=1.
+pub fn watchdog() {
+    send(&[NotifyState::Watchdog]);
+}
+
+/// STATUS=, the one-line summary `systemctl status` shows.
+pub fn status(line: &str) {
+    send(&[NotifyState::Status(line)]);
+}
+
+/// How often to ping the watchdog: half of `WATCHDOG_USEC`, if set for us.
+pub fn watchdog_period() -> Option<Duration> {
+    let mut usec = 0;
+    sd_notify::watchdog_enabled(false, &mut usec).then(|| Duration::from_micros(usec / 2))
+}
+
+/// The status line for a snapshot, e.g. `fail2ban 1.0.2 online, 2 jails`
+/// or `fail2ban offline: connection refused`.
+pub fn status_line(s: &Snapshot) -> String {
+    let mut line = if s.online {
+        format!(
+            "fail2ban {} online, {} jail{}",
+            s.version,
+            s.jails.len(),
+            if s.jails.len() == 1 { "" } else { "s" }
+        )
+    } else if s.last_probe.is_none() {
+        "waiting for the first probe of fail2ban".to_owned()
+    } else {
+        format!(
+            "fail2ban offline: {}",
+            s.offline_reason.as_str().replace('_', " ")
+        )
+    };
+    if let Some(r) = s.pending_recovery.as_ref().filter(|r| !r.recovered()) {
+        line.push_str(&format!("; pending recovery for jail {}", r.jail_name));
+    }
+    line
+}

@@ -1,0 +1,200 @@
+//! The owner task: the only owner of the monitor and of the fail2ban
+//! connection.
+//!
+//! It runs probes when the monitor asks (one at a time, the future owning
+//! the prober so nothing is shared), applies commands, publishes a new
+//! snapshot after every step, hands events to the publisher, logs them,
+//! and pings systemd's watchdog from this same loop, so a stuck loop gets
+//! the daemon restarted.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::publish::Job;
+use super::{Command, notify};
+use crate::cli::error_chain;
+use crate::config::Config;
+use crate::fail2ban::{self, Prober};
+use crate::health::ServerStatus;
+use crate::monitor::{Event, Input, Monitor, Now, Snapshot};
+
+/// What the owner task is given.
+pub struct Parts {
+    /// Validated settings.
+    pub config: Config,
+    /// Commands from the bus methods.
+    pub commands: mpsc::Receiver<Command>,
+    /// Where snapshots are published for property reads.
+    pub snapshot: watch::Sender<Arc<Snapshot>>,
+    /// Where events and snapshot changes go to the bus.
+    pub publish: mpsc::UnboundedSender<Job>,
+}
+
+type Probing = Pin<Box<dyn Future<Output = (Prober, Result<ServerStatus, fail2ban::Error>)> + Send>>;
+
+fn now() -> Now {
+    Now {
+        mono: Instant::now(),
+        wall: Utc::now(),
+    }
+}
+
+/// Runs until `stop` turns true.
+pub async fn run(parts: Parts, mut stop: watch::Receiver<bool>) {
+    let Parts {
+        config,
+        mut commands,
+        snapshot,
+        publish,
+    } = parts;
+    let mut monitor = Monitor::new(config.timing, now());
+    let mut prober = Some(Prober::holding(config.probe.clone()));
+    let mut probing: Option<Probing> = None;
+    let mut waiters: Vec<oneshot::Sender<bool>> = Vec::new();
+    let mut published = Arc::new(monitor.snapshot().clone());
+    let mut status_line = notify::status_line(&published);
+    let mut last_error = String::new();
+    let watchdog = notify::watchdog_period();
+    let mut ticker = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    notify::status(&status_line);
+    tracing::info!(
+        interval_seconds = config.timing.probe_interval.as_secs_f64(),
+        crash_window_seconds = config.timing.crash_window.as_secs_f64(),
+        socket = %config.probe.socket.display(),
+        "health_check_scheduled"
+    );
+    monitor.handle_timeout(now());
+
+    loop {
+        let mut events = Vec::new();
+        while let Some(event) = monitor.poll_event() {
+            match event {
+                Event::ProbeDue => match prober.take() {
+                    Some(mut p) => {
+                        probing = Some(Box::pin(async move {
+                            let result = p.probe().await;
+                            (p, result)
+                        }));
+                    }
+                    None => tracing::error!("probe_due_while_probing"),
+                },
+                other => {
+                    log_event(&other, &last_error);
+                    events.push(other);
+                }
+            }
+        }
+        if *monitor.snapshot() != *published || !events.is_empty() {
+            let after = Arc::new(monitor.snapshot().clone());
+            snapshot.send_replace(after.clone());
+            let line = notify::status_line(&after);
+            if line != status_line {
+                notify::status(&line);
+                status_line = line;
+            }
+            let _ = publish.send(Job {
+                before: published,
+                after: after.clone(),
+                events,
+            });
+            published = after;
+        }
+        if !monitor.probe_in_flight() {
+            for waiter in waiters.drain(..) {
+                let _ = waiter.send(published.online);
+            }
+        }
+
+        let deadline = monitor.poll_timeout().map(tokio::time::Instant::from_std);
+        tokio::select! {
+            biased;
+            _ = stop.changed() => break,
+            (p, result) = async { probing.as_mut().expect("guarded by is_some").await }, if probing.is_some() => {
+                probing = None;
+                prober = Some(p);
+                let result = result.map_err(|e| {
+                    last_error = error_chain(&e);
+                    e.offline_reason()
+                });
+                monitor.handle_input(now(), Input::ProbeFinished(result)).ok();
+                let s = monitor.snapshot();
+                tracing::debug!(
+                    online = s.online,
+                    version = %s.version,
+                    active_jails = s.jails.len(),
+                    offline_reason = %s.offline_reason,
+                    "health_check_complete"
+                );
+            }
+            Some(command) = commands.recv() => apply(&mut monitor, &mut waiters, command),
+            () = sleep_until(deadline), if deadline.is_some() => monitor.handle_timeout(now()),
+            _ = ticker.tick(), if watchdog.is_some() => notify::watchdog(),
+        }
+    }
+    if let Some(mut p) = prober {
+        p.release().await;
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn apply(monitor: &mut Monitor, waiters: &mut Vec<oneshot::Sender<bool>>, command: Command) {
+    let now = now();
+    match command {
+        Command::RegisterActivation { jail, reply } => {
+            monitor
+                .handle_input(now, Input::ActivationRegistered { jail })
+                .ok();
+            let _ = reply.send(now.wall);
+        }
+        Command::DismissRecovery { reply } => {
+            let _ = reply.send(monitor.handle_input(now, Input::RecoveryDismissed));
+        }
+        Command::Probe { reply } => {
+            // Callers arriving during a probe share it.
+            if !monitor.probe_in_flight() {
+                monitor.handle_input(now, Input::ProbeRequested).ok();
+                monitor.handle_timeout(now);
+            }
+            waiters.push(reply);
+        }
+    }
+}
+
+fn log_event(event: &Event, last_error: &str) {
+    match event {
+        Event::ProbeDue => {}
+        Event::CameOnline { version } => {
+            tracing::info!(version = %version, "fail2ban_came_online");
+        }
+        Event::WentOffline { reason } => {
+            tracing::warn!(reason = %reason, error = %last_error, "fail2ban_went_offline");
+        }
+        Event::CrashDetected {
+            record,
+            since_activation,
+        } => {
+            tracing::warn!(
+                jail = %record.jail_name,
+                cause = record.cause.code(),
+                offline_reason = %record.cause.offline_reason(),
+                seconds_since_activation = since_activation.as_secs_f64(),
+                "activation_crash_detected"
+            );
+        }
+        Event::RecoveryResolved { jail, .. } => {
+            tracing::info!(jail = %jail, "pending_recovery_resolved");
+        }
+    }
+}
