@@ -43,7 +43,7 @@ pub enum Command {
     ///
     /// Exit status: 0 after SIGTERM or SIGINT, 1 when the bus cannot be
     /// used or is lost, 2 on bad usage or configuration.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
 }
 
 /// Arguments of `run`; each overrides the configuration file's key of the

@@ -194,8 +194,12 @@ fn duration(
     let Some(raw) = raw else {
         return Ok(default);
     };
-    let d = humantime::parse_duration(raw.trim())
-        .map_err(|e| bad(key, format!("{raw:?} is not a duration like \"30s\" or \"1m\" ({e})")))?;
+    let d = humantime::parse_duration(raw.trim()).map_err(|e| {
+        bad(
+            key,
+            format!("{raw:?} is not a duration like \"30s\" or \"1m\" ({e})"),
+        )
+    })?;
     if d < min || d > max {
         return Err(bad(
             key,
@@ -410,13 +414,23 @@ mod tests {
             assert!(!msg.contains('\n'), "{msg}");
         }
         let long = format!("socket = \"/{}\"", "x".repeat(120));
-        assert!(parse(&long).unwrap_err().to_string().starts_with("socket: "));
+        assert!(
+            parse(&long)
+                .unwrap_err()
+                .to_string()
+                .starts_with("socket: ")
+        );
     }
 
     #[test]
     fn unknown_keys_and_wrong_types_are_errors_with_a_line() {
-        let msg = parse("socket = \"/a\"\nfrobnicate = 1\n").unwrap_err().to_string();
-        assert!(msg.contains("line 2") && msg.contains("frobnicate"), "{msg}");
+        let msg = parse("socket = \"/a\"\nfrobnicate = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("line 2") && msg.contains("frobnicate"),
+            "{msg}"
+        );
         assert!(!msg.contains('\n'));
         let msg = parse("probe_interval = 30").unwrap_err().to_string();
         assert!(msg.contains("line 1"), "{msg}");

@@ -44,7 +44,10 @@ pub fn init(target: LogTarget, level: tracing::Level) -> anyhow::Result<Sink> {
         match tracing_journald::layer() {
             Ok(layer) => {
                 let layer = layer.with_syslog_identifier("fail2ban-healthd".into());
-                tracing_subscriber::registry().with(filter).with(layer).init();
+                tracing_subscriber::registry()
+                    .with(filter)
+                    .with(layer)
+                    .init();
                 return Ok(Sink::Journal);
             }
             Err(e) if target == LogTarget::Journal => {

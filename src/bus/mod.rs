@@ -36,7 +36,13 @@ mod tests {
 
     #[test]
     fn jail_names_follow_the_contract() {
-        for ok in ["sshd", "nginx-http-auth", "a", "x.y_z@w+v-1", &"a".repeat(128)] {
+        for ok in [
+            "sshd",
+            "nginx-http-auth",
+            "a",
+            "x.y_z@w+v-1",
+            &"a".repeat(128),
+        ] {
             assert!(valid_jail_name(ok), "{ok:?}");
         }
         for bad in [

@@ -40,7 +40,10 @@ pub fn activation(a: Option<&Activation>) -> HashMap<String, OwnedVariant> {
     let mut map = HashMap::new();
     if let Some(a) = a {
         map.insert("JailName".into(), string(&a.jail_name));
-        map.insert("ActivatedAt".into(), OwnedVariant::from(usec(Some(a.activated_at))));
+        map.insert(
+            "ActivatedAt".into(),
+            OwnedVariant::from(usec(Some(a.activated_at))),
+        );
     }
     map
 }
@@ -53,10 +56,19 @@ pub fn record(r: Option<&RecoveryRecord>) -> HashMap<String, OwnedVariant> {
         return map;
     };
     map.insert("JailName".into(), string(&r.jail_name));
-    map.insert("ActivatedAt".into(), OwnedVariant::from(usec(Some(r.activated_at))));
-    map.insert("DetectedAt".into(), OwnedVariant::from(usec(Some(r.detected_at))));
+    map.insert(
+        "ActivatedAt".into(),
+        OwnedVariant::from(usec(Some(r.activated_at))),
+    );
+    map.insert(
+        "DetectedAt".into(),
+        OwnedVariant::from(usec(Some(r.detected_at))),
+    );
     map.insert("Recovered".into(), OwnedVariant::from(r.recovered()));
-    map.insert("RecoveredAt".into(), OwnedVariant::from(usec(r.recovered_at)));
+    map.insert(
+        "RecoveredAt".into(),
+        OwnedVariant::from(usec(r.recovered_at)),
+    );
     map.insert("Cause".into(), OwnedVariant::from(r.cause.code()));
     map.insert(
         "OfflineReason".into(),

@@ -33,10 +33,17 @@ pub fn status(line: &str) {
     send(&[NotifyState::Status(line)]);
 }
 
-/// How often to ping the watchdog: half of `WATCHDOG_USEC`, if set for us.
+/// How often to ping the watchdog: half of `WATCHDOG_USEC`, when it is set
+/// and `WATCHDOG_PID` is unset or ours (as `sd_watchdog_enabled(3)` reads
+/// them).
 pub fn watchdog_period() -> Option<Duration> {
-    let mut usec = 0;
-    sd_notify::watchdog_enabled(false, &mut usec).then(|| Duration::from_micros(usec / 2))
+    let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
+    if let Ok(pid) = std::env::var("WATCHDOG_PID") {
+        if pid.parse::<u32>().ok()? != std::process::id() {
+            return None;
+        }
+    }
+    (usec > 0).then(|| Duration::from_micros(usec / 2))
 }
 
 /// The status line for a snapshot, e.g. `fail2ban 1.0.2 online, 2 jails`

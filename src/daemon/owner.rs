@@ -35,7 +35,8 @@ pub struct Parts {
     pub publish: mpsc::UnboundedSender<Job>,
 }
 
-type Probing = Pin<Box<dyn Future<Output = (Prober, Result<ServerStatus, fail2ban::Error>)> + Send>>;
+type Probing =
+    Pin<Box<dyn Future<Output = (Prober, Result<ServerStatus, fail2ban::Error>)> + Send>>;
 
 fn now() -> Now {
     Now {

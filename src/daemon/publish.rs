@@ -67,8 +67,7 @@ async fn announce(emitter: &SignalEmitter<'_>, job: Job) -> zbus::Result<()> {
                 .await?;
             }
             Event::RecoveryResolved { jail, recovered_at } => {
-                Health::recovery_resolved(emitter, &jail, values::usec(Some(recovered_at)))
-                    .await?;
+                Health::recovery_resolved(emitter, &jail, values::usec(Some(recovered_at))).await?;
             }
         }
     }

@@ -135,6 +135,7 @@ impl Prober {
     pub async fn probe(&mut self) -> Result<ServerStatus, Error> {
         let deadline = Instant::now() + self.config.timeout;
         let mut relearned = 0;
+        let mut retried = false;
         loop {
             let (conn, reused) = match self.held.take() {
                 Some(mut conn) => {
@@ -159,9 +160,12 @@ impl Prober {
                         self.capability = Capability::Unknown;
                     }
                 }
-                // A held connection closed since the last probe (a restart,
-                // say) is no verdict on the server: ask on a fresh one.
-                Err(Error::ConnectionLost(_)) if reused => {}
+                // A lost connection is no verdict on the server: a held one
+                // may have been closed by a restart since the last probe,
+                // and one lost mid-probe usually means the server just
+                // died. A fresh connection tells which (refused, missing,
+                // or online after all).
+                Err(Error::ConnectionLost(_)) if reused || !retried => retried = true,
                 Err(e) => return Err(e),
             }
         }

@@ -2,6 +2,7 @@
 //! fake for what a real server will not do.
 #![allow(dead_code, missing_docs, clippy::unwrap_used)]
 
+pub mod bus;
 pub mod fake;
 
 use std::fs;

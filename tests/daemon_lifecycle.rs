@@ -1,0 +1,290 @@
+//! The daemon's life cycle: systemd notifications, SIGTERM, a lost bus,
+//! bad configuration, bus selection, and one PropertiesChanged per step.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::os::unix::net::UnixDatagram;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::Fail2ban;
+use common::bus::{Daemon, PrivateBus, proxy};
+use futures_util::StreamExt;
+use nix::sys::signal::{Signal, kill};
+
+#[tokio::test]
+async fn notifies_systemd_and_stops_cleanly_on_sigterm() {
+    let server = Fail2ban::start();
+    let bus = PrivateBus::start();
+    let dir = tempfile::tempdir().unwrap();
+    let notify_path = dir.path().join("notify.sock");
+    let notify = UnixDatagram::bind(&notify_path).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut daemon = Daemon::start(
+        &bus,
+        &server.socket,
+        &[],
+        &[
+            ("NOTIFY_SOCKET", notify_path.to_str().unwrap()),
+            ("WATCHDOG_USEC", "400000"),
+        ],
+    )
+    .await;
+    let mut seen: Vec<String> = Vec::new();
+    let mut read_until = |pred: &dyn Fn(&[String]) -> bool, limit: Duration| {
+        let start = Instant::now();
+        let mut buf = [0u8; 4096];
+        while !pred(&seen) {
+            assert!(start.elapsed() < limit, "notifications so far: {seen:?}");
+            if let Ok(n) = notify.recv(&mut buf) {
+                seen.extend(
+                    String::from_utf8_lossy(&buf[..n])
+                        .lines()
+                        .map(str::to_owned),
+                );
+            }
+        }
+    };
+    read_until(
+        &|s| s.iter().any(|l| l == "READY=1"),
+        Duration::from_secs(5),
+    );
+    read_until(
+        &|s| {
+            s.iter()
+                .any(|l| l.starts_with("STATUS=fail2ban ") && l.contains("online, 2 jails"))
+        },
+        Duration::from_secs(5),
+    );
+    // Half of WATCHDOG_USEC: several pings within a second.
+    read_until(
+        &|s| s.iter().filter(|l| *l == "WATCHDOG=1").count() >= 3,
+        Duration::from_secs(2),
+    );
+
+    let conn = bus.connect().await;
+    let dbus = zbus::fdo::DBusProxy::new(&conn).await.unwrap();
+    let name = || zbus::names::BusName::try_from(fail2ban_healthd::bus::NAME).unwrap();
+    assert!(dbus.name_has_owner(name()).await.unwrap());
+    kill(daemon.pid(), Signal::SIGTERM).unwrap();
+    let status = daemon.wait_exit(Duration::from_secs(5));
+    assert_eq!(status.code(), Some(0), "{}", daemon.log_text());
+    read_until(
+        &|s| s.iter().any(|l| l == "STOPPING=1"),
+        Duration::from_secs(2),
+    );
+    assert!(
+        !dbus.name_has_owner(name()).await.unwrap(),
+        "the name is released"
+    );
+    let ready = seen.iter().position(|l| l == "READY=1").unwrap();
+    let stopping = seen.iter().position(|l| l == "STOPPING=1").unwrap();
+    assert!(ready < stopping);
+}
+
+#[tokio::test]
+async fn status_line_tells_why_fail2ban_is_offline() {
+    let mut server = Fail2ban::start();
+    server.signal_and_wait(Signal::SIGKILL);
+    let bus = PrivateBus::start();
+    let dir = tempfile::tempdir().unwrap();
+    let notify_path = dir.path().join("notify.sock");
+    let notify = UnixDatagram::bind(&notify_path).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let _daemon = Daemon::start(
+        &bus,
+        &server.socket,
+        &[],
+        &[("NOTIFY_SOCKET", notify_path.to_str().unwrap())],
+    )
+    .await;
+    let mut buf = [0u8; 4096];
+    let start = Instant::now();
+    loop {
+        let n = notify.recv(&mut buf).unwrap();
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if text.contains("STATUS=fail2ban offline: connection refused") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "last: {text}");
+    }
+}
+
+#[tokio::test]
+async fn losing_the_bus_makes_the_daemon_exit_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bus = PrivateBus::start();
+    let mut daemon = Daemon::start(&bus, &dir.path().join("none.sock"), &[], &[]).await;
+    bus.kill();
+    let start = Instant::now();
+    let status = daemon.wait_exit(Duration::from_secs(5));
+    assert_eq!(status.code(), Some(1), "{}", daemon.log_text());
+    assert!(start.elapsed() < Duration::from_secs(2));
+}
+
+fn run_with(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_fail2ban-healthd"))
+        .arg("run")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn bad_configuration_exits_2_before_touching_the_bus() {
+    let dir = tempfile::tempdir().unwrap();
+    // A bus address that would hang or fail if it were used.
+    let never = format!("unix:path={}", dir.path().join("no-bus").display());
+    for (text, key) in [
+        ("probe_interval = \"often\"\n", "probe_interval"),
+        ("crash_window = 60\n", "line 1"),
+        ("colour = \"blue\"\n", "colour"),
+        ("jail_start_grace = \"2m\"\n", "jail_start_grace"),
+        ("manage_group = \"no-such-group-here\"\n", "manage_group"),
+        ("socket = \"fail2ban.sock\"\n", "socket"),
+    ] {
+        let file = dir.path().join("config.toml");
+        std::fs::write(&file, text).unwrap();
+        let out = run_with(&["--config", file.to_str().unwrap(), "--bus-address", &never]);
+        assert_eq!(out.status.code(), Some(2), "{text}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains("configuration error") && err.contains(key),
+            "{text}: {err}"
+        );
+    }
+    let out = run_with(&[
+        "--config",
+        dir.path().join("missing.toml").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.toml"));
+    let out = run_with(&["--probe-interval", "-5s", "--bus-address", &never]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let out = run_with(&["--log", "syslog", "--bus-address", &never]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}
+
+#[test]
+fn an_unreachable_bus_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let never = format!("unix:path={}", dir.path().join("no-bus").display());
+    let out = run_with(&["--bus-address", &never, "--log", "stderr"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot connect to the D-Bus bus"));
+}
+
+#[tokio::test]
+async fn the_file_is_read_and_flags_override_it() {
+    let server = Fail2ban::start();
+    let bus = PrivateBus::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.toml");
+    std::fs::write(
+        &file,
+        "socket = \"/nonexistent.sock\"\nprobe_interval = \"45s\"\ncrash_window = \"2m\"\nbus = \"session\"\n",
+    )
+    .unwrap();
+    let _daemon = Daemon::start(
+        &bus,
+        &server.socket,
+        &[
+            "--config",
+            file.to_str().unwrap(),
+            "--probe-interval",
+            "50s",
+        ],
+        &[],
+    )
+    .await;
+    let (_c, p) = proxy(&bus).await;
+    assert_eq!(
+        p.probe_interval_usec().await.unwrap(),
+        50_000_000,
+        "the flag wins"
+    );
+    assert_eq!(
+        p.crash_window_usec().await.unwrap(),
+        120_000_000,
+        "the file is read"
+    );
+    assert_eq!(
+        p.socket_path().await.unwrap(),
+        server.socket.display().to_string()
+    );
+    assert!(p.probe().await.unwrap());
+}
+
+async fn serves_on(bus_flag: &str, env_name: &str) {
+    let bus = PrivateBus::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fail2ban-healthd"))
+        .args(["run", "--log", "stderr", "--bus", bus_flag, "--socket"])
+        .arg(dir.path().join("none.sock"))
+        .env(env_name, &bus.address)
+        .spawn()
+        .unwrap();
+    let (_c, p) = proxy(&bus).await;
+    let start = Instant::now();
+    while p.socket_path().await.is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "never served on the {bus_flag} bus"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[tokio::test]
+async fn system_and_session_buses_follow_their_environment() {
+    serves_on("system", "DBUS_SYSTEM_BUS_ADDRESS").await;
+    serves_on("session", "DBUS_SESSION_BUS_ADDRESS").await;
+}
+
+#[tokio::test]
+async fn one_step_is_one_properties_changed() {
+    let mut server = Fail2ban::start();
+    server.signal_and_wait(Signal::SIGKILL);
+    let bus = PrivateBus::start();
+    let _daemon = Daemon::start(&bus, &server.socket, &[], &[]).await;
+    let (conn, p) = proxy(&bus).await;
+    assert!(!p.probe().await.unwrap());
+    let props = zbus::fdo::PropertiesProxy::builder(&conn)
+        .destination(fail2ban_healthd::bus::NAME)
+        .path(fail2ban_healthd::bus::PATH)
+        .build()
+        .await
+        .unwrap();
+    let mut changes = props.receive_properties_changed().await.unwrap();
+    server.spawn();
+    assert!(p.probe().await.unwrap());
+    let first = tokio::time::timeout(Duration::from_secs(5), changes.next())
+        .await
+        .unwrap()
+        .unwrap();
+    let args = first.args().unwrap();
+    assert_eq!(
+        args.interface_name.as_str(),
+        fail2ban_healthd::bus::INTERFACE
+    );
+    let mut names: Vec<&str> = args.changed_properties.keys().copied().collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["ActiveJails", "Jails", "OfflineReason", "Online", "Version"]
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), changes.next())
+            .await
+            .is_err(),
+        "one signal for the step"
+    );
+}
