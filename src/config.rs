@@ -439,6 +439,23 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_default_file_gives_the_defaults() {
+        let text = include_str!("../systemd/config.toml");
+        let c = parse(text).unwrap();
+        assert_eq!(c, parse("").unwrap());
+        // Each commented-out line, uncommented, is valid and a default.
+        for line in text
+            .lines()
+            .filter(|l| l.starts_with('#') && l.contains(" = "))
+        {
+            let c2 = parse(&line[1..]).unwrap_or_else(|e| panic!("{line}: {e}"));
+            if !line.contains("bus_address") && !line.contains("manage_group") {
+                assert_eq!(c2, c, "{line}");
+            }
+        }
+    }
+
+    #[test]
     fn flags_override_the_file_key_by_key() {
         let file = RawConfig {
             socket: Some("/file.sock".into()),

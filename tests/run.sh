@@ -17,7 +17,7 @@ if ! command -v cargo >/dev/null; then
     exit 2
 fi
 
-packages=(fail2ban dbus-daemon dbus-bin systemd util-linux python3)
+packages=(fail2ban dbus-daemon dbus-bin systemd util-linux python3 make)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -30,7 +30,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 # The Debian package starts a system fail2ban where it can; the tests run
 # their own private servers and need none.
-for tool in fail2ban-server fail2ban-client dbus-daemon dbus-send busctl setpriv prlimit python3; do
+for tool in fail2ban-server fail2ban-client dbus-daemon dbus-send busctl setpriv prlimit python3 make; do
     command -v "$tool" >/dev/null || { echo "tests/run.sh: $tool still missing" >&2; exit 1; }
 done
 

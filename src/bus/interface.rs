@@ -72,14 +72,52 @@ impl Health {
             (Some(gid), Some(groups)) => groups.contains(&gid),
             _ => false,
         };
-        if uid == 0 || in_group {
+        if uid == 0 || in_group || polkit_allows(header, conn).await {
             Ok(uid)
         } else {
             Err(HealthError::NotAuthorized(format!(
-                "uid {uid} may not manage fail2ban-healthd: run as root or join the manage group"
+                "uid {uid} may not manage fail2ban-healthd: use sudo, join the manage group, \
+                 or get polkit's authorization for {POLKIT_ACTION}"
             )))
         }
     }
+}
+
+/// The polkit action that lets other callers manage.
+pub const POLKIT_ACTION: &str = "org.fail2ban_healthd.manage";
+
+/// Asks polkit whether the caller may manage. The subject is the caller's
+/// bus name from the message header (polkit resolves it to the caller's
+/// process), never this daemon's own process. No polkit on the bus, or any
+/// failure, means no.
+async fn polkit_allows(header: &Header<'_>, conn: &Connection) -> bool {
+    use zbus_polkit::policykit1::{AuthorityProxy, CheckAuthorizationFlags, Subject};
+    let check = async {
+        let subject = Subject::new_for_message_header(header).ok()?;
+        let authority = AuthorityProxy::new(conn).await.ok()?;
+        let result = authority
+            .check_authorization(
+                &subject,
+                POLKIT_ACTION,
+                &HashMap::new(),
+                CheckAuthorizationFlags::ALLOW_USER_INTERACTION,
+                "",
+            )
+            .await;
+        match result {
+            Ok(r) => Some(r.is_authorized),
+            Err(e) => {
+                tracing::debug!(error = %e, "polkit_unavailable");
+                None
+            }
+        }
+    };
+    // polkit may wait for an authentication agent; a bus method call must
+    // not hang for ever on it.
+    matches!(
+        tokio::time::timeout(std::time::Duration::from_secs(60), check).await,
+        Ok(Some(true))
+    )
 }
 
 #[zbus::interface(name = "org.fail2ban_healthd.Health1", introspection_docs = false)]

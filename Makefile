@@ -1,0 +1,44 @@
+# Build and install fail2ban-healthd the usual way:
+#   make && sudo make install            (PREFIX=/usr by default)
+#   make install DESTDIR=/tmp/stage PREFIX=/usr/local
+#   sudo make uninstall
+# `cargo deb` builds a Debian package from the same files (see Cargo.toml).
+
+PREFIX ?= /usr
+DESTDIR ?=
+SYSCONFDIR ?= /etc
+BINDIR = $(PREFIX)/bin
+DATADIR = $(PREFIX)/share
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+CARGO ?= cargo
+BIN = target/release/fail2ban-healthd
+
+.PHONY: all install uninstall check
+
+all: $(BIN)
+
+$(BIN):
+	$(CARGO) build --release --locked
+
+install: $(BIN)
+	install -D -m 755 $(BIN) $(DESTDIR)$(BINDIR)/fail2ban-healthd
+	install -d $(DESTDIR)$(UNITDIR)
+	sed 's|/usr/bin/fail2ban-healthd|$(BINDIR)/fail2ban-healthd|' systemd/fail2ban-healthd.service \
+		> $(DESTDIR)$(UNITDIR)/fail2ban-healthd.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/fail2ban-healthd.service
+	install -D -m 644 dbus/org.fail2ban_healthd.Health1.conf $(DESTDIR)$(DATADIR)/dbus-1/system.d/org.fail2ban_healthd.Health1.conf
+	install -D -m 644 dbus/org.fail2ban_healthd.Health1.service $(DESTDIR)$(DATADIR)/dbus-1/system-services/org.fail2ban_healthd.Health1.service
+	install -D -m 644 dbus/org.fail2ban_healthd.Health1.xml $(DESTDIR)$(DATADIR)/dbus-1/interfaces/org.fail2ban_healthd.Health1.xml
+	install -D -m 644 dbus/org.fail2ban_healthd.policy $(DESTDIR)$(DATADIR)/polkit-1/actions/org.fail2ban_healthd.policy
+	# An existing configuration is the administrator's: never overwritten.
+	test -e $(DESTDIR)$(SYSCONFDIR)/fail2ban-healthd/config.toml || \
+		install -D -m 644 systemd/config.toml $(DESTDIR)$(SYSCONFDIR)/fail2ban-healthd/config.toml
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/fail2ban-healthd \
+		$(DESTDIR)$(UNITDIR)/fail2ban-healthd.service \
+		$(DESTDIR)$(DATADIR)/dbus-1/system.d/org.fail2ban_healthd.Health1.conf \
+		$(DESTDIR)$(DATADIR)/dbus-1/system-services/org.fail2ban_healthd.Health1.service \
+		$(DESTDIR)$(DATADIR)/dbus-1/interfaces/org.fail2ban_healthd.Health1.xml \
+		$(DESTDIR)$(DATADIR)/polkit-1/actions/org.fail2ban_healthd.policy
+	@echo "kept $(DESTDIR)$(SYSCONFDIR)/fail2ban-healthd/config.toml; remove it by hand if unwanted"
