@@ -43,7 +43,9 @@ pub fn init(target: LogTarget, level: tracing::Level) -> anyhow::Result<Sink> {
     if want_journal {
         match tracing_journald::layer() {
             Ok(layer) => {
-                let layer = layer.with_syslog_identifier("fail2ban-healthd".into());
+                let layer = layer
+                    .with_syslog_identifier("fail2ban-healthd".into())
+                    .with_field_prefix(None);
                 tracing_subscriber::registry()
                     .with(filter)
                     .with(layer)

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian 12 or later: installs what the
-# tests need (a real fail2ban-server, dbus-daemon, util-linux's setpriv and
-# prlimit, python3), then runs every test. Run it as root: some tests switch
-# to an unprivileged user to check permission handling.
+# tests need (a real fail2ban-server, dbus-daemon, busctl, dbus-send,
+# util-linux's setpriv and prlimit, make, python3), runs every cargo test,
+# then the end-to-end test under a real systemd (tests/systemd/run.sh,
+# which installs systemd-container, debootstrap, dpkg-dev and cargo-deb).
+# Run it as root: tests switch users and boot a container.
 #
 #   sudo env "PATH=$PATH" bash tests/run.sh
 set -euo pipefail
@@ -34,4 +36,5 @@ for tool in fail2ban-server fail2ban-client dbus-daemon dbus-send busctl setpriv
     command -v "$tool" >/dev/null || { echo "tests/run.sh: $tool still missing" >&2; exit 1; }
 done
 
-cargo test --locked --all-features
+cargo test --locked
+bash tests/systemd/run.sh
