@@ -69,6 +69,9 @@ pub struct RunArgs {
     /// How long a newly activated jail may take to appear, e.g. 5s.
     #[arg(long, value_name = "DURATION")]
     pub jail_start_grace: Option<String>,
+    /// Time between probes while an activation's window is open, e.g. 1s.
+    #[arg(long, value_name = "DURATION")]
+    pub watch_interval: Option<String>,
     /// Members of this group may register activations and dismiss records.
     #[arg(long, value_name = "GROUP")]
     pub manage_group: Option<String>,
@@ -95,6 +98,7 @@ impl RunArgs {
             probe_timeout: self.probe_timeout.clone(),
             crash_window: self.crash_window.clone(),
             jail_start_grace: self.jail_start_grace.clone(),
+            watch_interval: self.watch_interval.clone(),
             manage_group: self.manage_group.clone(),
             bus: self.bus.clone(),
             bus_address: self.bus_address.clone(),

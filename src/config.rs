@@ -74,6 +74,8 @@ pub struct RawConfig {
     pub crash_window: Option<String>,
     /// How long a newly activated jail may take to appear.
     pub jail_start_grace: Option<String>,
+    /// Time between probes while an activation's window is open.
+    pub watch_interval: Option<String>,
     /// Members of this group may manage (besides root).
     pub manage_group: Option<String>,
     /// `system` or `session`.
@@ -127,6 +129,7 @@ impl RawConfig {
             probe_timeout: over.probe_timeout.or(self.probe_timeout),
             crash_window: over.crash_window.or(self.crash_window),
             jail_start_grace: over.jail_start_grace.or(self.jail_start_grace),
+            watch_interval: over.watch_interval.or(self.watch_interval),
             manage_group: over.manage_group.or(self.manage_group),
             bus: over.bus.or(self.bus),
             bus_address: over.bus_address.or(self.bus_address),
@@ -257,6 +260,13 @@ impl Config {
                 Duration::ZERO,
                 day,
             )?,
+            watch_interval: duration(
+                "watch_interval",
+                raw.watch_interval.as_deref(),
+                d.watch_interval,
+                ms(100),
+                day,
+            )?,
         };
         if timing.jail_start_grace >= timing.crash_window {
             return Err(bad(
@@ -372,6 +382,7 @@ mod tests {
         let c = parse(
             "socket = \"/tmp/f.sock\"\nprobe_interval = \"1m\"\nprobe_timeout = \"2s 500ms\"\n\
              crash_window = \"2m\"\njail_start_grace = \"10s\"\nmanage_group = \"adm\"\n\
+             watch_interval = \"500ms\"\n\
              bus = \"session\"\nlog = \"stderr\"\nlog_level = \"debug\"\n",
         )
         .unwrap();
@@ -380,6 +391,7 @@ mod tests {
         assert_eq!(c.probe.timeout, Duration::from_millis(2500));
         assert_eq!(c.timing.crash_window, Duration::from_secs(120));
         assert_eq!(c.timing.jail_start_grace, Duration::from_secs(10));
+        assert_eq!(c.timing.watch_interval, Duration::from_millis(500));
         assert_eq!(
             c.manage_group,
             Some(ManageGroup {
@@ -402,6 +414,7 @@ mod tests {
             ("probe_timeout = \"0s\"", "probe_timeout"),
             ("crash_window = \"400d\"", "crash_window"),
             ("jail_start_grace = \"2m\"", "jail_start_grace"),
+            ("watch_interval = \"1ms\"", "watch_interval"),
             ("socket = \"relative.sock\"", "socket"),
             ("manage_group = \"nosuchgroup\"", "manage_group"),
             ("bus = \"tcp\"", "bus"),

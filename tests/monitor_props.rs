@@ -63,6 +63,7 @@ proptest! {
             probe_interval: Duration::from_secs(30),
             crash_window: Duration::from_secs(60),
             jail_start_grace: Duration::from_secs(5),
+            watch_interval: Duration::from_secs(1),
         };
         let t0 = Now { mono: Instant::now(), wall: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() };
         let mut now = t0;
@@ -125,9 +126,13 @@ proptest! {
             prop_assert!(outstanding <= 1);
             prop_assert_eq!(outstanding == 1, m.probe_in_flight());
             prop_assert_eq!(m.poll_timeout().is_none(), m.probe_in_flight());
-            // A next probe is always planned within one interval.
+            // A next probe is always planned within one interval, and within
+            // a watch interval while an activation's window is open.
             if let Some(due) = m.poll_timeout() {
                 prop_assert!(due <= now.mono + timing.probe_interval);
+                if last_activation_mono.is_some_and(|a| now.mono < a + timing.crash_window) {
+                    prop_assert!(due <= now.mono + timing.watch_interval, "close watch");
+                }
             }
             // Online and the reason agree; offline shows no version or jails.
             prop_assert_eq!(snap.online, snap.offline_reason == OfflineReason::None);

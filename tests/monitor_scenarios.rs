@@ -36,8 +36,13 @@ struct Sim {
 }
 
 impl Sim {
+    /// The interval rules alone: no close watch (its interval is the
+    /// whole window), as the design this project replaces had.
     fn new() -> Self {
-        Self::with(Timing::default())
+        Self::with(Timing {
+            watch_interval: Duration::from_secs(60),
+            ..Timing::default()
+        })
     }
 
     fn with(timing: Timing) -> Self {
@@ -433,4 +438,69 @@ fn an_unresolved_cause_2_record_survives_a_new_activation_and_a_crash() {
     let events = s.probe(Err(OfflineReason::ConnectionRefused));
     assert_eq!(crash_events(&events), 0);
     assert_eq!(s.m.snapshot().pending_recovery.as_ref(), Some(&first));
+}
+
+#[test]
+fn close_watch_probes_every_watch_interval_inside_the_window_then_relaxes() {
+    let mut s = Sim::with(Timing::default());
+    s.probe(online(&["alpha"]));
+    assert_eq!(s.next_probe(), 30.0);
+    s.finish(online(&["alpha"]));
+    s.at(40.0);
+    s.activate("ghost");
+    // At once, then every second until the window closes at 100 s.
+    let mut times = Vec::new();
+    loop {
+        let t = s.next_probe();
+        let events = s.finish(online(&["alpha"]));
+        if crash_events(&events) == 1 {
+            assert_eq!(s.cause().unwrap().1, 2);
+        }
+        times.push(t);
+        if t >= 100.0 {
+            break;
+        }
+    }
+    assert_eq!(times[0], 40.0);
+    assert!(
+        times.windows(2).all(|w| w[1] - w[0] <= 1.0 + 1e-9),
+        "{times:?}"
+    );
+    assert_eq!(*times.last().unwrap(), 100.0);
+    // Cause 2 came with the first probe past the grace: 45 s.
+    let r = s.m.snapshot().pending_recovery.clone().unwrap();
+    assert_eq!(r.detected_at, s.t0.wall + secs(45.0));
+    // After the window, back to the normal interval.
+    assert_eq!(s.next_probe(), 130.0);
+}
+
+#[test]
+fn suspect_jails_lists_every_activation_in_the_window_newest_first() {
+    let mut s = Sim::new();
+    s.probe(online(&["alpha", "beta", "gamma"]));
+    s.activate("alpha");
+    s.at(10.0);
+    s.activate("beta");
+    s.at(20.0);
+    s.activate("gamma");
+    s.at(25.0);
+    s.activate("beta");
+    // alpha's activation is outside the window by now.
+    s.at(61.0);
+    s.m.handle_input(s.now, Input::ProbeRequested).unwrap();
+    s.next_probe();
+    s.finish(Err(OfflineReason::ConnectionRefused));
+    let r = s.m.snapshot().pending_recovery.clone().unwrap();
+    assert_eq!(r.jail_name, "beta");
+    assert_eq!(r.suspect_jails, ["beta", "gamma"]);
+}
+
+#[test]
+fn a_closed_idle_connection_probes_at_once() {
+    let mut s = Sim::new();
+    s.probe(online(&["alpha"]));
+    s.at(3.0);
+    s.m.handle_input(s.now, Input::IdleConnectionClosed)
+        .unwrap();
+    assert_eq!(s.next_probe(), 3.0);
 }

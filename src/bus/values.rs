@@ -74,6 +74,9 @@ pub fn record(r: Option<&RecoveryRecord>) -> HashMap<String, OwnedVariant> {
         "OfflineReason".into(),
         OwnedVariant::from(r.cause.offline_reason().code()),
     );
+    if let Ok(v) = OwnedVariant::try_from(Variant::from(r.suspect_jails.clone())) {
+        map.insert("SuspectJails".into(), v);
+    }
     if let Cause::JailsVanished(names) = &r.cause {
         if let Ok(v) = OwnedVariant::try_from(Variant::from(names.clone())) {
             map.insert("VanishedJails".into(), v);

@@ -133,6 +133,13 @@ pub async fn run(parts: Parts, mut stop: watch::Receiver<bool>) {
                     "health_check_complete"
                 );
             }
+            () = held_closed(&mut prober), if prober.as_ref().is_some_and(Prober::holds_connection) => {
+                // fail2ban closed the idle connection: it died or restarted.
+                tracing::debug!("fail2ban_connection_closed");
+                let now = now();
+                monitor.handle_input(now, Input::IdleConnectionClosed).ok();
+                monitor.handle_timeout(now);
+            }
             Some(command) = commands.recv() => apply(&mut monitor, &mut waiters, command),
             () = sleep_until(deadline), if deadline.is_some() => monitor.handle_timeout(now()),
             _ = ticker.tick(), if watchdog.is_some() => notify::watchdog(),
@@ -140,6 +147,13 @@ pub async fn run(parts: Parts, mut stop: watch::Receiver<bool>) {
     }
     if let Some(mut p) = prober {
         p.release().await;
+    }
+}
+
+async fn held_closed(prober: &mut Option<Prober>) {
+    match prober {
+        Some(p) => p.held_connection_closed().await,
+        None => std::future::pending().await,
     }
 }
 

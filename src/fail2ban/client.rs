@@ -201,6 +201,22 @@ impl Connection {
             .map_err(|_| Error::Timeout { budget })?
     }
 
+    /// Waits, between exchanges, until the server closes or resets this
+    /// connection, or sends something unasked (which fail2ban never does);
+    /// either way the connection is then unusable.
+    pub async fn wait_closed(&mut self) {
+        let mut byte = [0u8; 1];
+        loop {
+            if self.stream.readable().await.is_err() {
+                return;
+            }
+            match self.stream.try_read(&mut byte) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                _ => return,
+            }
+        }
+    }
+
     /// Says goodbye the way fail2ban-client does and closes the connection.
     /// Failures are ignored: the server copes with an abrupt close too.
     pub async fn close(mut self) {

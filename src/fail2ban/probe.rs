@@ -121,6 +121,19 @@ impl Prober {
         self.held.is_some()
     }
 
+    /// Waits until the connection held between probes is closed by the
+    /// server (it died or restarted), then forgets it. Never ends while no
+    /// connection is held.
+    pub async fn held_connection_closed(&mut self) {
+        match self.held.as_mut() {
+            Some(conn) => {
+                conn.wait_closed().await;
+                self.held = None;
+            }
+            None => std::future::pending().await,
+        }
+    }
+
     /// Closes the held connection, if any.
     pub async fn release(&mut self) {
         if let Some(conn) = self.held.take() {

@@ -48,6 +48,8 @@ pub struct Timing {
     pub crash_window: Duration,
     /// How long a newly activated jail may take to appear.
     pub jail_start_grace: Duration,
+    /// Time between probes while an activation's window is open.
+    pub watch_interval: Duration,
 }
 
 impl Default for Timing {
@@ -56,9 +58,14 @@ impl Default for Timing {
             probe_interval: Duration::from_secs(30),
             crash_window: Duration::from_secs(60),
             jail_start_grace: Duration::from_secs(5),
+            watch_interval: Duration::from_secs(1),
         }
     }
 }
+
+/// At most this many recent activations are remembered for
+/// `SuspectJails`; older ones inside the window are dropped first.
+const MAX_SUSPECTS: usize = 32;
 
 /// What happened, as facts fed to the monitor.
 #[derive(Debug, Clone, PartialEq)]
@@ -72,6 +79,9 @@ pub enum Input {
     },
     /// Someone wants a probe now.
     ProbeRequested,
+    /// The connection held open to fail2ban between probes was closed or
+    /// reset: fail2ban probably died. Probe now.
+    IdleConnectionClosed,
     /// A manager clears the recovery record.
     RecoveryDismissed,
 }
@@ -168,6 +178,8 @@ pub struct Monitor {
     timing: Timing,
     snapshot: Snapshot,
     watch: Option<Watch>,
+    /// Activations whose window may still be open, oldest first.
+    recent: VecDeque<(String, Instant)>,
     probe_in_flight: bool,
     /// Start another probe as soon as the one in flight ends.
     probe_again: bool,
@@ -182,6 +194,7 @@ impl Monitor {
             timing,
             snapshot: Snapshot::default(),
             watch: None,
+            recent: VecDeque::new(),
             probe_in_flight: false,
             probe_again: false,
             next_probe: now.mono,
@@ -232,7 +245,7 @@ impl Monitor {
         match input {
             Input::ProbeFinished(result) => self.probe_finished(now, result),
             Input::ActivationRegistered { jail } => self.activation(now, jail),
-            Input::ProbeRequested => self.request_probe(now),
+            Input::ProbeRequested | Input::IdleConnectionClosed => self.request_probe(now),
             Input::RecoveryDismissed => {
                 if self.snapshot.pending_recovery.take().is_none() {
                     return Err(Refusal::NoPendingRecovery);
@@ -260,6 +273,8 @@ impl Monitor {
             .online
             .then(|| self.snapshot.jails.iter().map(|j| j.name.clone()).collect());
         self.snapshot.last_activation = Some(shown.clone());
+        self.recent.push_back((shown.jail_name.clone(), now.mono));
+        self.forget_old_activations(now);
         self.watch = Some(Watch {
             shown,
             at: now.mono,
@@ -267,6 +282,33 @@ impl Monitor {
             spent: false,
         });
         self.request_probe(now);
+    }
+
+    /// Keeps only activations that can still be blamed, and a bounded
+    /// number of them.
+    fn forget_old_activations(&mut self, now: Now) {
+        let window = self.timing.crash_window;
+        while let Some((_, at)) = self.recent.front() {
+            if now.mono.saturating_duration_since(*at) > window || self.recent.len() > MAX_SUSPECTS
+            {
+                self.recent.pop_front();
+            } else {
+                break;
+            }
+        }
+    }
+
+    /// Every jail activated within the window before `now`, newest first,
+    /// each once.
+    fn suspects(&mut self, now: Now) -> Vec<String> {
+        self.forget_old_activations(now);
+        let mut names: Vec<String> = Vec::new();
+        for (name, _) in self.recent.iter().rev() {
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+        names
     }
 
     fn window_open(&self, watch: &Watch, now: Now) -> bool {
@@ -350,12 +392,17 @@ impl Monitor {
         if let Some(w) = self.watch.as_mut() {
             w.spent = true;
         }
+        let mut suspect_jails = self.suspects(now);
+        if suspect_jails.is_empty() {
+            suspect_jails.push(watch.shown.jail_name.clone());
+        }
         let record = RecoveryRecord {
             jail_name: watch.shown.jail_name.clone(),
             activated_at: watch.shown.activated_at,
             detected_at: now.wall,
             recovered_at: None,
             cause,
+            suspect_jails,
         };
         self.snapshot.pending_recovery = Some(record.clone());
         self.events.push_back(Event::CrashDetected {
@@ -410,6 +457,11 @@ impl Monitor {
             let window_end = watch.at + self.timing.crash_window;
             if now.mono < grace_end && grace_end <= window_end {
                 next = next.min(grace_end);
+            }
+            // Close watch while the window is open, so causes 2 and 3 are
+            // found within a watch interval of happening.
+            if now.mono < window_end {
+                next = next.min((now.mono + self.timing.watch_interval).min(window_end));
             }
         }
         self.next_probe = next;

@@ -56,6 +56,9 @@ pub struct RecoveryRecord {
     pub recovered_at: Option<DateTime<Utc>>,
     /// What failed.
     pub cause: Cause,
+    /// Every jail activated within the window before the failure, newest
+    /// first (the record's jail among them).
+    pub suspect_jails: Vec<String>,
 }
 
 impl RecoveryRecord {
