@@ -75,6 +75,10 @@ pub struct RunArgs {
     /// Members of this group may register activations and dismiss records.
     #[arg(long, value_name = "GROUP")]
     pub manage_group: Option<String>,
+    /// Where activations and records are kept across restarts
+    /// (default $STATE_DIRECTORY/state.json, else /var/lib/fail2ban-healthd/state.json).
+    #[arg(long, value_name = "PATH")]
+    pub state_file: Option<String>,
     /// The bus to serve on: system (honours DBUS_SYSTEM_BUS_ADDRESS) or session.
     #[arg(long, value_name = "BUS")]
     pub bus: Option<String>,
@@ -100,6 +104,7 @@ impl RunArgs {
             jail_start_grace: self.jail_start_grace.clone(),
             watch_interval: self.watch_interval.clone(),
             manage_group: self.manage_group.clone(),
+            state_file: self.state_file.clone(),
             bus: self.bus.clone(),
             bus_address: self.bus_address.clone(),
             log: self.log.clone(),

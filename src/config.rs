@@ -78,6 +78,8 @@ pub struct RawConfig {
     pub watch_interval: Option<String>,
     /// Members of this group may manage (besides root).
     pub manage_group: Option<String>,
+    /// Where activations and records are kept across restarts.
+    pub state_file: Option<String>,
     /// `system` or `session`.
     pub bus: Option<String>,
     /// An explicit bus address; overrides `bus`.
@@ -131,6 +133,7 @@ impl RawConfig {
             jail_start_grace: over.jail_start_grace.or(self.jail_start_grace),
             watch_interval: over.watch_interval.or(self.watch_interval),
             manage_group: over.manage_group.or(self.manage_group),
+            state_file: over.state_file.or(self.state_file),
             bus: over.bus.or(self.bus),
             bus_address: over.bus_address.or(self.bus_address),
             log: over.log.or(self.log),
@@ -179,6 +182,8 @@ pub struct Config {
     pub timing: Timing,
     /// Who besides root may manage.
     pub manage_group: Option<ManageGroup>,
+    /// The state file.
+    pub state_file: PathBuf,
     /// The bus to serve on.
     pub bus: Bus,
     /// Where logs go.
@@ -292,6 +297,16 @@ impl Config {
                 })
             }
         };
+        let state_file = match raw.state_file.as_deref() {
+            None => crate::state::default_path(),
+            Some(p) if p.starts_with('/') && !p.ends_with('/') => PathBuf::from(p),
+            Some(p) => {
+                return Err(bad(
+                    "state_file",
+                    format!("{p:?} is not an absolute path to a file"),
+                ));
+            }
+        };
         let bus = match (raw.bus_address.as_deref(), raw.bus.as_deref()) {
             (Some(addr), _) if addr.trim().is_empty() || !addr.contains(':') => {
                 return Err(bad(
@@ -341,6 +356,7 @@ impl Config {
             },
             timing,
             manage_group,
+            state_file,
             bus,
             log,
             log_level,
@@ -416,6 +432,7 @@ mod tests {
             ("jail_start_grace = \"2m\"", "jail_start_grace"),
             ("watch_interval = \"1ms\"", "watch_interval"),
             ("socket = \"relative.sock\"", "socket"),
+            ("state_file = \"state.json\"", "state_file"),
             ("manage_group = \"nosuchgroup\"", "manage_group"),
             ("bus = \"tcp\"", "bus"),
             ("bus_address = \"nonsense\"", "bus_address"),

@@ -5,6 +5,8 @@
 //! - [`fail2ban`]: the control-socket codec, client and probe;
 //! - [`monitor`]: the pure crash-attribution state machine;
 //! - [`config`]: settings from the file and flags, validated;
+//! - [`state`]: the state file that keeps activations and records across restarts;
+//! - [`bus`], [`daemon`], [`logging`]: the D-Bus face, the running daemon, its logs;
 //! - [`cli`]: the command line and its subcommands.
 
 pub mod bus;
@@ -15,3 +17,4 @@ pub mod fail2ban;
 pub mod health;
 pub mod logging;
 pub mod monitor;
+pub mod state;

@@ -227,6 +227,8 @@ async fn serves_on(bus_flag: &str, env_name: &str) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_fail2ban-healthd"))
         .args(["run", "--log", "stderr", "--bus", bus_flag, "--socket"])
         .arg(dir.path().join("none.sock"))
+        .arg("--state-file")
+        .arg(dir.path().join("state.json"))
         .env(env_name, &bus.address)
         .spawn()
         .unwrap();

@@ -504,3 +504,73 @@ fn a_closed_idle_connection_probes_at_once() {
         .unwrap();
     assert_eq!(s.next_probe(), 3.0);
 }
+
+#[test]
+fn a_restored_record_resolves_only_by_its_own_condition() {
+    use fail2ban_healthd::monitor::Memory;
+    let mut s = Sim::new();
+    s.probe(online(&["alpha"]));
+    s.activate("ghost");
+    s.probe(online(&["alpha"]));
+    s.probe(online(&["alpha"]));
+    assert_eq!(s.cause(), Some(("ghost".into(), 2, false)));
+    let memory: Memory = s.m.memory();
+    // The daemon restarts 10 s later (wall clock); ghost still does not run.
+    let later = s.now.after(secs(10.0));
+    let mut r = Monitor::restored(Timing::default(), later, memory.clone());
+    assert_eq!(r.snapshot().pending_recovery, memory.record);
+    assert_eq!(r.snapshot().last_activation, memory.last_activation);
+    r.handle_timeout(later);
+    assert_eq!(r.poll_event(), Some(Event::ProbeDue));
+    r.handle_input(later, Input::ProbeFinished(online(&["alpha"])))
+        .unwrap();
+    let events: Vec<Event> = std::iter::from_fn(|| r.poll_event()).collect();
+    assert_eq!(
+        events,
+        [Event::CameOnline {
+            version: "1.0.2".into()
+        }],
+        "no resolution, no new record"
+    );
+    assert!(!r.snapshot().pending_recovery.as_ref().unwrap().recovered());
+    // A restored cause-1 record resolves once fail2ban answers.
+    let mut crashed = crash_at(5.0);
+    crashed.finish(Err(OfflineReason::ConnectionRefused));
+    let now = crashed.now.after(secs(3.0));
+    let mut r = Monitor::restored(Timing::default(), now, crashed.m.memory());
+    r.handle_timeout(now);
+    r.poll_event();
+    r.handle_input(now, Input::ProbeFinished(online(&["alpha", "beta"])))
+        .unwrap();
+    assert!(r.snapshot().pending_recovery.as_ref().unwrap().recovered());
+}
+
+#[test]
+fn a_restored_activation_keeps_its_window_by_wall_clock() {
+    let mut s = Sim::new();
+    s.probe(online(&["alpha"]));
+    s.activate("alpha");
+    s.probe(online(&["alpha"]));
+    let memory = s.m.memory();
+    for (after, attributed) in [(50.0, true), (70.0, false)] {
+        let now = s.now.after(secs(after));
+        let mut r = Monitor::restored(Timing::default(), now, memory.clone());
+        r.handle_timeout(now);
+        r.poll_event();
+        r.handle_input(now, Input::ProbeFinished(online(&["alpha"])))
+            .unwrap();
+        r.handle_input(now, Input::ProbeRequested).unwrap();
+        r.handle_timeout(now);
+        r.poll_event();
+        r.handle_input(
+            now,
+            Input::ProbeFinished(Err(OfflineReason::ConnectionRefused)),
+        )
+        .unwrap();
+        assert_eq!(
+            r.snapshot().pending_recovery.is_some(),
+            attributed,
+            "{after} s after"
+        );
+    }
+}

@@ -7,10 +7,12 @@
 //! - `owner`: the one task that owns the monitor and the fail2ban
 //!   connection; everything else talks to it through a [`Handle`];
 //! - `publish`: signals and batched `PropertiesChanged` on the bus;
-//! - `notify`: systemd's notify socket (READY, STATUS, WATCHDOG, STOPPING).
+//! - `notify`: systemd's notify socket (READY, STATUS, WATCHDOG, STOPPING);
+//! - `persist`: the state file, written after every change.
 
 mod notify;
 mod owner;
+mod persist;
 mod publish;
 
 use std::sync::Arc;

@@ -53,7 +53,10 @@ pub async fn run(parts: Parts, mut stop: watch::Receiver<bool>) {
         snapshot,
         publish,
     } = parts;
-    let mut monitor = Monitor::new(config.timing, now());
+    let mut monitor = restore(&config);
+    let mut memory = Arc::new(monitor.memory());
+    let (memory_tx, memory_rx) = watch::channel(memory.clone());
+    let persister = tokio::spawn(super::persist::run(config.state_file.clone(), memory_rx));
     let mut prober = Some(Prober::holding(config.probe.clone()));
     let mut probing: Option<Probing> = None;
     let mut waiters: Vec<oneshot::Sender<bool>> = Vec::new();
@@ -106,6 +109,11 @@ pub async fn run(parts: Parts, mut stop: watch::Receiver<bool>) {
             });
             published = after;
         }
+        let remembered = monitor.memory();
+        if remembered != *memory {
+            memory = Arc::new(remembered);
+            memory_tx.send_replace(memory.clone());
+        }
         if !monitor.probe_in_flight() {
             for waiter in waiters.drain(..) {
                 let _ = waiter.send(published.online);
@@ -147,6 +155,34 @@ pub async fn run(parts: Parts, mut stop: watch::Receiver<bool>) {
     }
     if let Some(mut p) = prober {
         p.release().await;
+    }
+    drop(memory_tx);
+    let _ = persister.await;
+}
+
+/// The monitor, with what the state file remembers. An unusable file is
+/// moved aside with a warning, and the daemon starts clean.
+fn restore(config: &Config) -> Monitor {
+    let now = now();
+    let path = &config.state_file;
+    match crate::state::load(path) {
+        Ok(Some(memory)) => {
+            tracing::info!(
+                path = %path.display(),
+                record = memory.record.is_some(),
+                "state_restored"
+            );
+            Monitor::restored(config.timing, now, memory)
+        }
+        Ok(None) => Monitor::new(config.timing, now),
+        Err(e) => {
+            tracing::warn!(error = %error_chain(&e), "state_file_unusable");
+            match crate::state::quarantine(path, now.wall) {
+                Ok(aside) => tracing::warn!(aside = %aside.display(), "state_file_moved_aside"),
+                Err(e) => tracing::warn!(error = %e, "state_file_not_moved"),
+            }
+            Monitor::new(config.timing, now)
+        }
     }
 }
 

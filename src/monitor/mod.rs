@@ -158,6 +158,23 @@ impl Default for Snapshot {
     }
 }
 
+/// What the monitor must not forget across a restart of the daemon: the
+/// activations that can still be blamed and the recovery record. Times are
+/// wall-clock, since the monotonic clock does not survive a reboot.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Memory {
+    /// The latest activation.
+    pub last_activation: Option<Activation>,
+    /// Jails running when it was registered (`None` if fail2ban was offline).
+    pub jails_before: Option<Vec<String>>,
+    /// Whether a record was attributed to it already.
+    pub spent: bool,
+    /// Recent activations, oldest first, for `SuspectJails`.
+    pub recent: Vec<Activation>,
+    /// The recovery record.
+    pub record: Option<RecoveryRecord>,
+}
+
 /// The latest activation with what the rules need beyond what is shown.
 #[derive(Debug, Clone)]
 struct Watch {
@@ -179,7 +196,7 @@ pub struct Monitor {
     snapshot: Snapshot,
     watch: Option<Watch>,
     /// Activations whose window may still be open, oldest first.
-    recent: VecDeque<(String, Instant)>,
+    recent: VecDeque<(Activation, Instant)>,
     probe_in_flight: bool,
     /// Start another probe as soon as the one in flight ends.
     probe_again: bool,
@@ -199,6 +216,52 @@ impl Monitor {
             probe_again: false,
             next_probe: now.mono,
             events: VecDeque::new(),
+        }
+    }
+
+    /// A monitor that remembers `memory`, saved by an earlier run. An
+    /// activation's window continues by wall-clock time: what elapsed on
+    /// the wall clock since it was registered counts, a clock set back
+    /// counts as no time.
+    pub fn restored(timing: Timing, now: Now, memory: Memory) -> Self {
+        let mut m = Self::new(timing, now);
+        let mono_of = |a: &Activation| -> Option<Instant> {
+            let elapsed = (now.wall - a.activated_at)
+                .to_std()
+                .unwrap_or(Duration::ZERO);
+            if elapsed > timing.crash_window {
+                return None;
+            }
+            now.mono.checked_sub(elapsed)
+        };
+        m.recent = memory
+            .recent
+            .iter()
+            .filter_map(|a| mono_of(a).map(|at| (a.clone(), at)))
+            .collect();
+        if let Some(latest) = &memory.last_activation {
+            if let Some(at) = mono_of(latest) {
+                m.watch = Some(Watch {
+                    shown: latest.clone(),
+                    at,
+                    jails_before: memory.jails_before.clone(),
+                    spent: memory.spent,
+                });
+            }
+        }
+        m.snapshot.last_activation = memory.last_activation;
+        m.snapshot.pending_recovery = memory.record;
+        m
+    }
+
+    /// What must survive a restart; see [`Memory`].
+    pub fn memory(&self) -> Memory {
+        Memory {
+            last_activation: self.snapshot.last_activation.clone(),
+            jails_before: self.watch.as_ref().and_then(|w| w.jails_before.clone()),
+            spent: self.watch.as_ref().is_some_and(|w| w.spent),
+            recent: self.recent.iter().map(|(a, _)| a.clone()).collect(),
+            record: self.snapshot.pending_recovery.clone(),
         }
     }
 
@@ -273,7 +336,7 @@ impl Monitor {
             .online
             .then(|| self.snapshot.jails.iter().map(|j| j.name.clone()).collect());
         self.snapshot.last_activation = Some(shown.clone());
-        self.recent.push_back((shown.jail_name.clone(), now.mono));
+        self.recent.push_back((shown.clone(), now.mono));
         self.forget_old_activations(now);
         self.watch = Some(Watch {
             shown,
@@ -303,9 +366,9 @@ impl Monitor {
     fn suspects(&mut self, now: Now) -> Vec<String> {
         self.forget_old_activations(now);
         let mut names: Vec<String> = Vec::new();
-        for (name, _) in self.recent.iter().rev() {
-            if !names.contains(name) {
-                names.push(name.clone());
+        for (a, _) in self.recent.iter().rev() {
+            if !names.contains(&a.jail_name) {
+                names.push(a.jail_name.clone());
             }
         }
         names
@@ -318,6 +381,10 @@ impl Monitor {
     fn probe_finished(&mut self, now: Now, result: Result<ServerStatus, OfflineReason>) {
         self.probe_in_flight = false;
         let was_online = self.snapshot.online;
+        // Before the first probe nothing was seen offline (the daemon just
+        // started, possibly with a record restored from disk).
+        let seen_offline =
+            !was_online && self.snapshot.offline_reason != OfflineReason::NotProbedYet;
         self.snapshot.last_probe = Some(now.wall);
         match result {
             Ok(status) => {
@@ -329,6 +396,8 @@ impl Monitor {
                     self.events.push_back(Event::CameOnline {
                         version: self.snapshot.version.clone(),
                     });
+                }
+                if seen_offline {
                     // Back online after being offline resolves any cause.
                     self.resolve(now);
                 }
@@ -434,7 +503,8 @@ impl Monitor {
             Some(r) if !r.recovered() => match &r.cause {
                 Cause::JailNotRunning => running(&r.jail_name),
                 Cause::JailsVanished(jails) => jails.iter().all(running),
-                Cause::WentOffline(_) => false,
+                // Online is what a cause-1 record waits for.
+                Cause::WentOffline(_) => true,
             },
             _ => false,
         };

@@ -116,18 +116,23 @@ impl Daemon {
             .tempdir()
             .unwrap();
         let log = dir.path().join("daemon.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_fail2ban-healthd"))
-            .args([
-                "run",
-                "--log",
-                "stderr",
-                "--log-level",
-                "debug",
-                "--bus-address",
-                &bus.address,
-            ])
-            .arg("--socket")
-            .arg(socket)
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_fail2ban-healthd"));
+        cmd.args([
+            "run",
+            "--log",
+            "stderr",
+            "--log-level",
+            "debug",
+            "--bus-address",
+            &bus.address,
+        ])
+        .arg("--socket")
+        .arg(socket);
+        // Each daemon keeps its state to itself unless the test shares it.
+        if !args.contains(&"--state-file") {
+            cmd.arg("--state-file").arg(dir.path().join("state.json"));
+        }
+        let child = cmd
             .args(args)
             .env_remove("NOTIFY_SOCKET")
             .envs(env.iter().copied())

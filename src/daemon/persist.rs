@@ -1,0 +1,37 @@
+//! The state-file writer: saves the monitor's memory after every change,
+//! off the owner task, the latest value winning when changes come faster
+//! than the disk.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::monitor::Memory;
+use crate::state;
+
+/// Writes each new memory until the sender is dropped, then the last one.
+pub async fn run(path: PathBuf, mut memory: watch::Receiver<Arc<Memory>>) {
+    // What is on disk already (restored from it, or nothing yet).
+    let mut written = memory.borrow_and_update().clone();
+    loop {
+        let closed = memory.changed().await.is_err();
+        let current = memory.borrow_and_update().clone();
+        if !Arc::ptr_eq(&written, &current) {
+            let (p, m) = (path.clone(), current.clone());
+            match tokio::task::spawn_blocking(move || state::save(&p, &m)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(
+                    path = %path.display(),
+                    error = %e,
+                    "state_file_write_failed"
+                ),
+                Err(e) => tracing::warn!(error = %e, "state_file_write_failed"),
+            }
+            written = current;
+        }
+        if closed {
+            return;
+        }
+    }
+}
