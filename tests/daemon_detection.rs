@@ -93,3 +93,74 @@ async fn close_watch_finds_a_jail_that_never_starts_within_grace_plus_2_s() {
         .unwrap();
     assert_eq!(suspects, ["never-starts"]);
 }
+
+/// CPU time of all of a process's threads, in nanoseconds.
+fn cpu_ns(pid: nix::unistd::Pid) -> u64 {
+    let mut total = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let stat =
+            std::fs::read_to_string(task.unwrap().path().join("schedstat")).unwrap_or_default();
+        total += stat
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    total
+}
+
+#[tokio::test]
+async fn a_restarted_fail2ban_is_seen_within_a_second_and_a_down_one_costs_no_cpu() {
+    let mut server = Fail2ban::start();
+    let bus = PrivateBus::start();
+    let daemon = Daemon::start(&bus, &server.socket, &["--probe-interval", "1h"], &[]).await;
+    let (_c, p) = proxy(&bus).await;
+    assert!(p.probe().await.unwrap());
+    let mut online = p.receive_came_online().await.unwrap();
+    let mut offline = p.receive_went_offline().await.unwrap();
+
+    // Graceful stop: the socket file goes away.
+    server.signal_and_wait(Signal::SIGTERM);
+    tokio::time::timeout(Duration::from_secs(5), offline.next())
+        .await
+        .unwrap()
+        .unwrap();
+    // Down for a while: no probing, no busy loop.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = cpu_ns(daemon.pid());
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let spent = Duration::from_nanos(cpu_ns(daemon.pid()) - before);
+    println!("CPU while fail2ban was down for 10 s: {spent:?}");
+    assert!(spent < Duration::from_millis(10), "{spent:?}");
+
+    server.spawn();
+    let ready = Instant::now();
+    tokio::time::timeout(Duration::from_secs(5), online.next())
+        .await
+        .unwrap_or_else(|_| panic!("no CameOnline: {}", daemon.log_text()))
+        .unwrap();
+    let late = ready.elapsed();
+    println!("CameOnline {late:?} after the new server answered");
+    assert!(late < Duration::from_secs(1), "{late:?}");
+
+    // Its whole directory removed and created again, as systemd's
+    // RuntimeDirectory does.
+    server.signal_and_wait(Signal::SIGTERM);
+    tokio::time::timeout(Duration::from_secs(5), offline.next())
+        .await
+        .unwrap()
+        .unwrap();
+    let run = server.dir().join("run");
+    std::fs::remove_dir_all(&run).unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    std::fs::create_dir(&run).unwrap();
+    server.spawn();
+    let ready = Instant::now();
+    tokio::time::timeout(Duration::from_secs(5), online.next())
+        .await
+        .unwrap_or_else(|_| panic!("no CameOnline: {}", daemon.log_text()))
+        .unwrap();
+    let late = ready.elapsed();
+    println!("CameOnline {late:?} after a server in a re-created directory answered");
+    assert!(late < Duration::from_secs(1), "{late:?}");
+}

@@ -8,12 +8,14 @@
 //!   connection; everything else talks to it through a [`Handle`];
 //! - `publish`: signals and batched `PropertiesChanged` on the bus;
 //! - `notify`: systemd's notify socket (READY, STATUS, WATCHDOG, STOPPING);
-//! - `persist`: the state file, written after every change.
+//! - `persist`: the state file, written after every change;
+//! - `socket_watch`: inotify on the socket's path, to see fail2ban return.
 
 mod notify;
 mod owner;
 mod persist;
 mod publish;
+mod socket_watch;
 
 use std::sync::Arc;
 

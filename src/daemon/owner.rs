@@ -59,6 +59,7 @@ pub async fn run(parts: Parts, mut stop: watch::Receiver<bool>) {
     let persister = tokio::spawn(super::persist::run(config.state_file.clone(), memory_rx));
     let mut prober = Some(Prober::holding(config.probe.clone()));
     let mut probing: Option<Probing> = None;
+    let mut socket_watch = super::socket_watch::SocketWatch::new(&config.probe.socket);
     let mut waiters: Vec<oneshot::Sender<bool>> = Vec::new();
     let mut published = Arc::new(monitor.snapshot().clone());
     let mut status_line = notify::status_line(&published);
@@ -147,6 +148,16 @@ pub async fn run(parts: Parts, mut stop: watch::Receiver<bool>) {
                 let now = now();
                 monitor.handle_input(now, Input::IdleConnectionClosed).ok();
                 monitor.handle_timeout(now);
+            }
+            () = socket_watch.appeared() => {
+                // Acted on only while offline; events while online are
+                // consumed so that none is stale later.
+                if !monitor.snapshot().online {
+                    tracing::debug!("fail2ban_socket_appeared");
+                    let now = now();
+                    monitor.handle_input(now, Input::SocketAppeared).ok();
+                    monitor.handle_timeout(now);
+                }
             }
             Some(command) = commands.recv() => apply(&mut monitor, &mut waiters, command),
             () = sleep_until(deadline), if deadline.is_some() => monitor.handle_timeout(now()),

@@ -63,6 +63,11 @@ impl Default for Timing {
     }
 }
 
+/// After the socket appears, how long to keep retrying while the new
+/// server does not answer yet, and how often.
+const STARTUP_RETRY_FOR: Duration = Duration::from_secs(3);
+const STARTUP_RETRY_EVERY: Duration = Duration::from_millis(100);
+
 /// At most this many recent activations are remembered for
 /// `SuspectJails`; older ones inside the window are dropped first.
 const MAX_SUSPECTS: usize = 32;
@@ -82,6 +87,9 @@ pub enum Input {
     /// The connection held open to fail2ban between probes was closed or
     /// reset: fail2ban probably died. Probe now.
     IdleConnectionClosed,
+    /// fail2ban's socket file (re)appeared: a server is starting. Probe
+    /// now, and again shortly while it is not answering yet.
+    SocketAppeared,
     /// A manager clears the recovery record.
     RecoveryDismissed,
 }
@@ -200,6 +208,8 @@ pub struct Monitor {
     probe_in_flight: bool,
     /// Start another probe as soon as the one in flight ends.
     probe_again: bool,
+    /// Retry quickly until then while offline: a server is starting.
+    startup_until: Option<Instant>,
     next_probe: Instant,
     events: VecDeque<Event>,
 }
@@ -214,6 +224,7 @@ impl Monitor {
             recent: VecDeque::new(),
             probe_in_flight: false,
             probe_again: false,
+            startup_until: None,
             next_probe: now.mono,
             events: VecDeque::new(),
         }
@@ -309,6 +320,12 @@ impl Monitor {
             Input::ProbeFinished(result) => self.probe_finished(now, result),
             Input::ActivationRegistered { jail } => self.activation(now, jail),
             Input::ProbeRequested | Input::IdleConnectionClosed => self.request_probe(now),
+            Input::SocketAppeared => {
+                if !self.snapshot.online {
+                    self.startup_until = Some(now.mono + STARTUP_RETRY_FOR);
+                    self.request_probe(now);
+                }
+            }
             Input::RecoveryDismissed => {
                 if self.snapshot.pending_recovery.take().is_none() {
                     return Err(Refusal::NoPendingRecovery);
@@ -521,6 +538,12 @@ impl Monitor {
         if self.probe_again {
             next = now.mono;
             self.probe_again = false;
+        }
+        match self.startup_until {
+            Some(until) if !self.snapshot.online && now.mono < until => {
+                next = next.min(now.mono + STARTUP_RETRY_EVERY);
+            }
+            _ => self.startup_until = None,
         }
         if let Some(watch) = &self.watch {
             let grace_end = watch.at + self.timing.jail_start_grace;
