@@ -79,6 +79,10 @@ pub struct RunArgs {
     /// (default $STATE_DIRECTORY/state.json, else /var/lib/fail2ban-healthd/state.json).
     #[arg(long, value_name = "PATH")]
     pub state_file: Option<String>,
+    /// fail2ban's systemd unit, followed to learn how fail2ban ended
+    /// (default fail2ban.service; empty disables).
+    #[arg(long, value_name = "UNIT")]
+    pub fail2ban_unit: Option<String>,
     /// The bus to serve on: system (honours DBUS_SYSTEM_BUS_ADDRESS) or session.
     #[arg(long, value_name = "BUS")]
     pub bus: Option<String>,
@@ -105,6 +109,7 @@ impl RunArgs {
             watch_interval: self.watch_interval.clone(),
             manage_group: self.manage_group.clone(),
             state_file: self.state_file.clone(),
+            fail2ban_unit: self.fail2ban_unit.clone(),
             bus: self.bus.clone(),
             bus_address: self.bus_address.clone(),
             log: self.log.clone(),

@@ -80,6 +80,8 @@ pub struct RawConfig {
     pub manage_group: Option<String>,
     /// Where activations and records are kept across restarts.
     pub state_file: Option<String>,
+    /// fail2ban's systemd unit; empty disables following it.
+    pub fail2ban_unit: Option<String>,
     /// `system` or `session`.
     pub bus: Option<String>,
     /// An explicit bus address; overrides `bus`.
@@ -134,6 +136,7 @@ impl RawConfig {
             watch_interval: over.watch_interval.or(self.watch_interval),
             manage_group: over.manage_group.or(self.manage_group),
             state_file: over.state_file.or(self.state_file),
+            fail2ban_unit: over.fail2ban_unit.or(self.fail2ban_unit),
             bus: over.bus.or(self.bus),
             bus_address: over.bus_address.or(self.bus_address),
             log: over.log.or(self.log),
@@ -184,6 +187,8 @@ pub struct Config {
     pub manage_group: Option<ManageGroup>,
     /// The state file.
     pub state_file: PathBuf,
+    /// fail2ban's systemd unit, or empty.
+    pub fail2ban_unit: String,
     /// The bus to serve on.
     pub bus: Bus,
     /// Where logs go.
@@ -307,6 +312,22 @@ impl Config {
                 ));
             }
         };
+        let fail2ban_unit = raw
+            .fail2ban_unit
+            .clone()
+            .unwrap_or_else(|| "fail2ban.service".into());
+        let unit_ok = fail2ban_unit.is_empty()
+            || (fail2ban_unit.len() <= 255
+                && fail2ban_unit.ends_with(".service")
+                && fail2ban_unit
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b":-_.\\@".contains(&b)));
+        if !unit_ok {
+            return Err(bad(
+                "fail2ban_unit",
+                format!("{fail2ban_unit:?} is not a service unit name (or empty to disable)"),
+            ));
+        }
         let bus = match (raw.bus_address.as_deref(), raw.bus.as_deref()) {
             (Some(addr), _) if addr.trim().is_empty() || !addr.contains(':') => {
                 return Err(bad(
@@ -357,6 +378,7 @@ impl Config {
             timing,
             manage_group,
             state_file,
+            fail2ban_unit,
             bus,
             log,
             log_level,
@@ -433,6 +455,7 @@ mod tests {
             ("watch_interval = \"1ms\"", "watch_interval"),
             ("socket = \"relative.sock\"", "socket"),
             ("state_file = \"state.json\"", "state_file"),
+            ("fail2ban_unit = \"fail2ban\"", "fail2ban_unit"),
             ("manage_group = \"nosuchgroup\"", "manage_group"),
             ("bus = \"tcp\"", "bus"),
             ("bus_address = \"nonsense\"", "bus_address"),

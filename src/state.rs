@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::health::OfflineReason;
-use crate::monitor::{Activation, Cause, Memory, RecoveryRecord};
+use crate::monitor::{Activation, Cause, Memory, RecoveryRecord, UnitExit};
 
 /// The file's format version.
 const FORMAT: u32 = 1;
@@ -86,6 +86,10 @@ struct RecordV1 {
     offline_reason: u32,
     vanished_jails: Vec<String>,
     suspect_jails: Vec<String>,
+    #[serde(default)]
+    unit_result: Option<String>,
+    #[serde(default)]
+    exit_status: Option<i32>,
 }
 
 fn time(usec: i64, what: &str) -> Result<DateTime<Utc>, String> {
@@ -125,6 +129,8 @@ impl From<&RecoveryRecord> for RecordV1 {
                 _ => Vec::new(),
             },
             suspect_jails: r.suspect_jails.clone(),
+            unit_result: r.unit_exit.as_ref().map(|u| u.result.clone()),
+            exit_status: r.unit_exit.as_ref().map(|u| u.exit_status),
         }
     }
 }
@@ -152,6 +158,13 @@ impl TryFrom<RecordV1> for RecoveryRecord {
             jail_name: r.jail_name,
             cause,
             suspect_jails: r.suspect_jails,
+            unit_exit: match (r.unit_result, r.exit_status) {
+                (Some(result), Some(exit_status)) => Some(UnitExit {
+                    result,
+                    exit_status,
+                }),
+                _ => None,
+            },
         })
     }
 }
@@ -284,6 +297,10 @@ mod tests {
                 recovered_at: Some(t(9)),
                 cause: Cause::JailsVanished(vec!["sshd".into()]),
                 suspect_jails: vec!["nginx".into()],
+                unit_exit: Some(UnitExit {
+                    result: "signal".into(),
+                    exit_status: 9,
+                }),
             }),
         }
     }

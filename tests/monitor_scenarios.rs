@@ -574,3 +574,53 @@ fn a_restored_activation_keeps_its_window_by_wall_clock() {
         );
     }
 }
+
+#[test]
+fn how_the_unit_ended_joins_a_cause_1_record_before_or_after_it() {
+    use fail2ban_healthd::monitor::UnitExit;
+    let exit = UnitExit {
+        result: "signal".into(),
+        exit_status: 9,
+    };
+    // After the record: attached to it.
+    let mut s = crash_at(5.0);
+    s.finish(Err(OfflineReason::ConnectionRefused));
+    s.m.handle_input(s.now, Input::UnitStopped(exit.clone()))
+        .unwrap();
+    let r = s.m.snapshot().pending_recovery.clone().unwrap();
+    assert_eq!(r.unit_exit.as_ref(), Some(&exit));
+    // Before the record: it asks for a probe at once and joins the record.
+    let mut s = Sim::new();
+    s.probe(online(&["alpha"]));
+    s.at(10.0);
+    s.activate("alpha");
+    s.probe(online(&["alpha"]));
+    s.at(12.0);
+    s.m.handle_input(s.now, Input::UnitStopped(exit.clone()))
+        .unwrap();
+    assert_eq!(s.next_probe(), 12.0);
+    s.finish(Err(OfflineReason::SocketMissing));
+    assert_eq!(
+        s.m.snapshot()
+            .pending_recovery
+            .as_ref()
+            .unwrap()
+            .unit_exit
+            .as_ref(),
+        Some(&exit)
+    );
+    // An exit long before a crash explains nothing.
+    let mut s = Sim::new();
+    s.probe(online(&["alpha"]));
+    s.m.handle_input(s.now, Input::UnitStopped(exit.clone()))
+        .unwrap();
+    s.probe(online(&["alpha"]));
+    s.at(40.0);
+    s.activate("alpha");
+    s.probe(online(&["alpha"]));
+    s.at(45.0);
+    s.m.handle_input(s.now, Input::ProbeRequested).unwrap();
+    s.probe(Err(OfflineReason::SocketMissing));
+    let r = s.m.snapshot().pending_recovery.clone().unwrap();
+    assert_eq!(r.unit_exit, None);
+}

@@ -77,6 +77,10 @@ pub fn record(r: Option<&RecoveryRecord>) -> HashMap<String, OwnedVariant> {
     if let Ok(v) = OwnedVariant::try_from(Variant::from(r.suspect_jails.clone())) {
         map.insert("SuspectJails".into(), v);
     }
+    if let Some(exit) = &r.unit_exit {
+        map.insert("UnitResult".into(), string(&exit.result));
+        map.insert("ExitStatus".into(), OwnedVariant::from(exit.exit_status));
+    }
     if let Cause::JailsVanished(names) = &r.cause {
         if let Ok(v) = OwnedVariant::try_from(Variant::from(names.clone())) {
             map.insert("VanishedJails".into(), v);

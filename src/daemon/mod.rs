@@ -9,13 +9,15 @@
 //! - `publish`: signals and batched `PropertiesChanged` on the bus;
 //! - `notify`: systemd's notify socket (READY, STATUS, WATCHDOG, STOPPING);
 //! - `persist`: the state file, written after every change;
-//! - `socket_watch`: inotify on the socket's path, to see fail2ban return.
+//! - `socket_watch`: inotify on the socket's path, to see fail2ban return;
+//! - `unit_watch`: fail2ban's systemd unit, to learn how it ended.
 
 mod notify;
 mod owner;
 mod persist;
 mod publish;
 mod socket_watch;
+mod unit_watch;
 
 use std::sync::Arc;
 
@@ -132,6 +134,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot own the bus name {NAME}"))?;
     tracing::info!(bus_name = NAME, "bus_name_acquired");
 
+    let (unit_tx, unit_rx) = mpsc::unbounded_channel();
+    let unit_watch = (!config.fail2ban_unit.is_empty()).then(|| {
+        tokio::spawn(unit_watch::run(
+            conn.clone(),
+            config.fail2ban_unit.clone(),
+            unit_tx,
+        ))
+    });
     let (publish_tx, publish_rx) = mpsc::unbounded_channel();
     let publisher = tokio::spawn(publish::run(conn.clone(), publish_rx));
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -139,6 +149,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         owner::Parts {
             config: config.clone(),
             commands: commands_rx,
+            unit_exits: unit_rx,
             snapshot: snapshot_tx,
             publish: publish_tx,
         },
@@ -157,6 +168,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // publisher then drains what is left and ends.
     let _ = owner.await;
     let _ = publisher.await;
+    if let Some(task) = unit_watch {
+        task.abort();
+    }
     match outcome {
         Ok(signal) => {
             tracing::info!(signal, "daemon_stopping");

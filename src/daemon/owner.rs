@@ -29,6 +29,8 @@ pub struct Parts {
     pub config: Config,
     /// Commands from the bus methods.
     pub commands: mpsc::Receiver<Command>,
+    /// How fail2ban's systemd unit ended, each time it stops.
+    pub unit_exits: mpsc::UnboundedReceiver<crate::monitor::UnitExit>,
     /// Where snapshots are published for property reads.
     pub snapshot: watch::Sender<Arc<Snapshot>>,
     /// Where events and snapshot changes go to the bus.
@@ -50,6 +52,7 @@ pub async fn run(parts: Parts, mut stop: watch::Receiver<bool>) {
     let Parts {
         config,
         mut commands,
+        mut unit_exits,
         snapshot,
         publish,
     } = parts;
@@ -160,6 +163,11 @@ pub async fn run(parts: Parts, mut stop: watch::Receiver<bool>) {
                 }
             }
             Some(command) = commands.recv() => apply(&mut monitor, &mut waiters, command),
+            Some(exit) = unit_exits.recv() => {
+                let now = now();
+                monitor.handle_input(now, Input::UnitStopped(exit)).ok();
+                monitor.handle_timeout(now);
+            }
             () = sleep_until(deadline), if deadline.is_some() => monitor.handle_timeout(now()),
             _ = ticker.tick(), if watchdog.is_some() => notify::watchdog(),
         }

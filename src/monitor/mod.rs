@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
-pub use record::{Activation, Cause, RecoveryRecord};
+pub use record::{Activation, Cause, RecoveryRecord, UnitExit};
 
 use crate::health::{JailStats, OfflineReason, ServerStatus};
 
@@ -63,6 +63,9 @@ impl Default for Timing {
     }
 }
 
+/// How long a unit's exit may precede the record it explains.
+const UNIT_EXIT_RELEVANCE: Duration = Duration::from_secs(10);
+
 /// After the socket appears, how long to keep retrying while the new
 /// server does not answer yet, and how often.
 const STARTUP_RETRY_FOR: Duration = Duration::from_secs(3);
@@ -90,6 +93,10 @@ pub enum Input {
     /// fail2ban's socket file (re)appeared: a server is starting. Probe
     /// now, and again shortly while it is not answering yet.
     SocketAppeared,
+    /// fail2ban's systemd unit left the active state, ending so. A second
+    /// instant sign of death: probe now, and tell the cause-1 record how
+    /// fail2ban ended.
+    UnitStopped(UnitExit),
     /// A manager clears the recovery record.
     RecoveryDismissed,
 }
@@ -210,6 +217,8 @@ pub struct Monitor {
     probe_again: bool,
     /// Retry quickly until then while offline: a server is starting.
     startup_until: Option<Instant>,
+    /// The latest exit of fail2ban's unit, for a record that follows it.
+    unit_exit: Option<(UnitExit, Instant)>,
     next_probe: Instant,
     events: VecDeque<Event>,
 }
@@ -225,6 +234,7 @@ impl Monitor {
             probe_in_flight: false,
             probe_again: false,
             startup_until: None,
+            unit_exit: None,
             next_probe: now.mono,
             events: VecDeque::new(),
         }
@@ -320,6 +330,23 @@ impl Monitor {
             Input::ProbeFinished(result) => self.probe_finished(now, result),
             Input::ActivationRegistered { jail } => self.activation(now, jail),
             Input::ProbeRequested | Input::IdleConnectionClosed => self.request_probe(now),
+            Input::UnitStopped(exit) => {
+                let attached = match self.snapshot.pending_recovery.as_mut() {
+                    Some(r)
+                        if !r.recovered()
+                            && r.unit_exit.is_none()
+                            && matches!(r.cause, Cause::WentOffline(_)) =>
+                    {
+                        r.unit_exit = Some(exit.clone());
+                        true
+                    }
+                    _ => false,
+                };
+                if !attached {
+                    self.unit_exit = Some((exit, now.mono));
+                }
+                self.request_probe(now);
+            }
             Input::SocketAppeared => {
                 if !self.snapshot.online {
                     self.startup_until = Some(now.mono + STARTUP_RETRY_FOR);
@@ -482,6 +509,14 @@ impl Monitor {
         if suspect_jails.is_empty() {
             suspect_jails.push(watch.shown.jail_name.clone());
         }
+        let unit_exit = match (&cause, self.unit_exit.take()) {
+            (Cause::WentOffline(_), Some((exit, at)))
+                if now.mono.saturating_duration_since(at) <= UNIT_EXIT_RELEVANCE =>
+            {
+                Some(exit)
+            }
+            _ => None,
+        };
         let record = RecoveryRecord {
             jail_name: watch.shown.jail_name.clone(),
             activated_at: watch.shown.activated_at,
@@ -489,6 +524,7 @@ impl Monitor {
             recovered_at: None,
             cause,
             suspect_jails,
+            unit_exit,
         };
         self.snapshot.pending_recovery = Some(record.clone());
         self.events.push_back(Event::CrashDetected {

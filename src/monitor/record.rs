@@ -59,6 +59,18 @@ pub struct RecoveryRecord {
     /// Every jail activated within the window before the failure, newest
     /// first (the record's jail among them).
     pub suspect_jails: Vec<String>,
+    /// For cause 1, how fail2ban's systemd unit ended, when known.
+    pub unit_exit: Option<UnitExit>,
+}
+
+/// How fail2ban's systemd unit ended, as systemd reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitExit {
+    /// The unit's `Result`, e.g. `signal`, `exit-code`, `success`.
+    pub result: String,
+    /// The main process's `ExecMainStatus`: its exit code, or the signal
+    /// that killed it.
+    pub exit_status: i32,
 }
 
 impl RecoveryRecord {

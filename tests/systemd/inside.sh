@@ -100,6 +100,8 @@ if echo "$out" | grep -Eq '^t [0-9]+$'; then pass "root registers an activation"
 systemctl kill -s KILL fail2ban
 check "a crash inside the window gives a cause-1 record" until_ok 15 sh -c \
     "busctl --system get-property $NAME $OBJ $NAME PendingRecovery | grep -q '\"Cause\" u 1' && busctl --system get-property $NAME $OBJ $NAME PendingRecovery | grep -q '\"JailName\" s \"alpha\"'"
+check "the record says how the unit ended (UnitResult signal, ExitStatus 9)" until_ok 5 sh -c \
+    "busctl --system get-property $NAME $OBJ $NAME PendingRecovery | grep -q '\"UnitResult\" s \"signal\"' && busctl --system get-property $NAME $OBJ $NAME PendingRecovery | grep -q '\"ExitStatus\" i 9'"
 echo "record: $(prop PendingRecovery)"
 check "the journal has activation_crash_detected with JAIL=alpha" until_ok 5 sh -c \
     'journalctl -u fail2ban-healthd -o json --no-pager | grep "\"MESSAGE\":\"activation_crash_detected\"" | grep -q "\"JAIL\":\"alpha\""'

@@ -1,0 +1,87 @@
+//! Follows fail2ban's systemd unit on the bus: when it leaves the active
+//! state, reports how it ended (`Result`, `ExecMainStatus`). Without systemd
+//! on the bus, or without the unit, it stays quiet.
+
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+use zbus::Connection;
+use zbus::OwnedObjectPath;
+
+use crate::monitor::UnitExit;
+
+#[zbus::proxy(
+    interface = "org.freedesktop.systemd1.Manager",
+    default_service = "org.freedesktop.systemd1",
+    default_path = "/org/freedesktop/systemd1"
+)]
+trait Manager {
+    fn load_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
+}
+
+#[zbus::proxy(
+    interface = "org.freedesktop.systemd1.Unit",
+    default_service = "org.freedesktop.systemd1"
+)]
+trait Unit {
+    #[zbus(property)]
+    fn active_state(&self) -> zbus::Result<String>;
+}
+
+#[zbus::proxy(
+    interface = "org.freedesktop.systemd1.Service",
+    default_service = "org.freedesktop.systemd1"
+)]
+trait Service {
+    #[zbus(property)]
+    fn result(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn exec_main_status(&self) -> zbus::Result<i32>;
+}
+
+/// Sends an exit each time the unit leaves the active state, until the
+/// receiver is gone.
+pub async fn run(conn: Connection, unit: String, exits: mpsc::UnboundedSender<UnitExit>) {
+    if let Err(e) = follow(&conn, &unit, &exits).await {
+        tracing::debug!(unit = %unit, error = %e, "unit_watch_quiet");
+    }
+}
+
+async fn follow(
+    conn: &Connection,
+    unit: &str,
+    exits: &mpsc::UnboundedSender<UnitExit>,
+) -> zbus::Result<()> {
+    let path = ManagerProxy::new(conn).await?.load_unit(unit).await?;
+    let unit_proxy = UnitProxy::builder(conn).path(path.clone()).build().await?;
+    let service = ServiceProxy::builder(conn)
+        .path(path)
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await?;
+    tracing::info!(unit = %unit, "unit_watch_started");
+    let mut states = unit_proxy.receive_active_state_changed().await;
+    let mut was_active = unit_proxy.active_state().await.is_ok_and(|s| s == "active");
+    while let Some(change) = states.next().await {
+        let Ok(state) = change.get().await else {
+            continue;
+        };
+        let active = state == "active";
+        if was_active && !active {
+            let exit = UnitExit {
+                result: service.result().await.unwrap_or_default(),
+                exit_status: service.exec_main_status().await.unwrap_or_default(),
+            };
+            tracing::info!(
+                unit = %unit,
+                result = %exit.result,
+                exit_status = exit.exit_status,
+                "fail2ban_unit_stopped"
+            );
+            if exits.send(exit).is_err() {
+                break;
+            }
+        }
+        was_active = active;
+    }
+    Ok(())
+}
