@@ -83,6 +83,10 @@ pub struct RunArgs {
     /// (default fail2ban.service; empty disables).
     #[arg(long, value_name = "UNIT")]
     pub fail2ban_unit: Option<String>,
+    /// Whether to detect at once (held connection, socket watch, unit
+    /// watch) or only at the intervals: true or false (default true).
+    #[arg(long, value_name = "BOOL")]
+    pub instant_detection: Option<bool>,
     /// The bus to serve on: system (honours DBUS_SYSTEM_BUS_ADDRESS) or session.
     #[arg(long, value_name = "BUS")]
     pub bus: Option<String>,
@@ -110,6 +114,7 @@ impl RunArgs {
             manage_group: self.manage_group.clone(),
             state_file: self.state_file.clone(),
             fail2ban_unit: self.fail2ban_unit.clone(),
+            instant_detection: self.instant_detection,
             bus: self.bus.clone(),
             bus_address: self.bus_address.clone(),
             log: self.log.clone(),

@@ -82,6 +82,9 @@ pub struct RawConfig {
     pub state_file: Option<String>,
     /// fail2ban's systemd unit; empty disables following it.
     pub fail2ban_unit: Option<String>,
+    /// Whether the instant sources run (the held connection, the socket
+    /// watch, the unit watch); without them only the intervals probe.
+    pub instant_detection: Option<bool>,
     /// `system` or `session`.
     pub bus: Option<String>,
     /// An explicit bus address; overrides `bus`.
@@ -137,6 +140,7 @@ impl RawConfig {
             manage_group: over.manage_group.or(self.manage_group),
             state_file: over.state_file.or(self.state_file),
             fail2ban_unit: over.fail2ban_unit.or(self.fail2ban_unit),
+            instant_detection: over.instant_detection.or(self.instant_detection),
             bus: over.bus.or(self.bus),
             bus_address: over.bus_address.or(self.bus_address),
             log: over.log.or(self.log),
@@ -189,6 +193,8 @@ pub struct Config {
     pub state_file: PathBuf,
     /// fail2ban's systemd unit, or empty.
     pub fail2ban_unit: String,
+    /// Whether the instant sources of detection run.
+    pub instant_detection: bool,
     /// The bus to serve on.
     pub bus: Bus,
     /// Where logs go.
@@ -379,6 +385,7 @@ impl Config {
             manage_group,
             state_file,
             fail2ban_unit,
+            instant_detection: raw.instant_detection.unwrap_or(true),
             bus,
             log,
             log_level,

@@ -164,3 +164,31 @@ async fn a_restarted_fail2ban_is_seen_within_a_second_and_a_down_one_costs_no_cp
     println!("CameOnline {late:?} after a server in a re-created directory answered");
     assert!(late < Duration::from_secs(1), "{late:?}");
 }
+
+#[tokio::test]
+async fn without_instant_sources_only_the_interval_notices() {
+    let mut server = Fail2ban::start();
+    let bus = PrivateBus::start();
+    let _daemon = Daemon::start(
+        &bus,
+        &server.socket,
+        &["--probe-interval", "1h", "--instant-detection", "false"],
+        &[],
+    )
+    .await;
+    let (_c, p) = proxy(&bus).await;
+    assert!(p.probe().await.unwrap());
+    let mut offline = p.receive_went_offline().await.unwrap();
+    server.signal_and_wait(Signal::SIGKILL);
+    assert!(
+        tokio::time::timeout(Duration::from_secs(1), offline.next())
+            .await
+            .is_err(),
+        "no instant source is running"
+    );
+    assert!(!p.probe().await.unwrap());
+    tokio::time::timeout(Duration::from_secs(2), offline.next())
+        .await
+        .unwrap()
+        .unwrap();
+}

@@ -135,7 +135,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(bus_name = NAME, "bus_name_acquired");
 
     let (unit_tx, unit_rx) = mpsc::unbounded_channel();
-    let unit_watch = (!config.fail2ban_unit.is_empty()).then(|| {
+    let unit_watch = (config.instant_detection && !config.fail2ban_unit.is_empty()).then(|| {
         tokio::spawn(unit_watch::run(
             conn.clone(),
             config.fail2ban_unit.clone(),

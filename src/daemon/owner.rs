@@ -60,9 +60,14 @@ pub async fn run(parts: Parts, mut stop: watch::Receiver<bool>) {
     let mut memory = Arc::new(monitor.memory());
     let (memory_tx, memory_rx) = watch::channel(memory.clone());
     let persister = tokio::spawn(super::persist::run(config.state_file.clone(), memory_rx));
-    let mut prober = Some(Prober::holding(config.probe.clone()));
+    let mut prober = Some(if config.instant_detection {
+        Prober::holding(config.probe.clone())
+    } else {
+        Prober::new(config.probe.clone())
+    });
     let mut probing: Option<Probing> = None;
-    let mut socket_watch = super::socket_watch::SocketWatch::new(&config.probe.socket);
+    let mut socket_watch =
+        super::socket_watch::SocketWatch::new(&config.probe.socket, config.instant_detection);
     let mut waiters: Vec<oneshot::Sender<bool>> = Vec::new();
     let mut published = Arc::new(monitor.snapshot().clone());
     let mut status_line = notify::status_line(&published);

@@ -22,13 +22,17 @@ pub struct SocketWatch {
 }
 
 impl SocketWatch {
-    /// Starts watching for `socket`. Without inotify it never fires, and
-    /// the interval alone notices a return.
-    pub fn new(socket: &Path) -> Self {
-        let stream = Inotify::init()
-            .and_then(|i| i.into_event_stream(vec![0u8; 4096]))
-            .map_err(|e| tracing::warn!(error = %e, "socket_watch_unavailable"))
-            .ok();
+    /// Starts watching for `socket` if `enabled`. Disabled or without
+    /// inotify it never fires, and the interval alone notices a return.
+    pub fn new(socket: &Path, enabled: bool) -> Self {
+        let stream = if enabled {
+            Inotify::init()
+                .and_then(|i| i.into_event_stream(vec![0u8; 4096]))
+                .map_err(|e| tracing::warn!(error = %e, "socket_watch_unavailable"))
+                .ok()
+        } else {
+            None
+        };
         let mut watch = Self {
             socket: socket.to_owned(),
             stream,
