@@ -256,7 +256,8 @@ async fn one_step_is_one_properties_changed() {
     let mut server = Fail2ban::start();
     server.signal_and_wait(Signal::SIGKILL);
     let bus = PrivateBus::start();
-    let _daemon = Daemon::start(&bus, &server.socket, &[], &[]).await;
+    // Only the explicit probe below may notice fail2ban's return: one step.
+    let _daemon = Daemon::start(&bus, &server.socket, &["--instant-detection", "false"], &[]).await;
     let (conn, p) = proxy(&bus).await;
     assert!(!p.probe().await.unwrap());
     let props = zbus::fdo::PropertiesProxy::builder(&conn)

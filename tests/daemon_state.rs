@@ -58,6 +58,26 @@ async fn a_record_survives_sigkill_of_the_daemon() {
     kill(daemon.pid(), Signal::SIGKILL).unwrap();
     daemon.wait_exit(Duration::from_secs(5));
 
+    // Visible from the very first read, even while the first probe hangs.
+    {
+        let hanging = common::fake::FakeServer::start(|_| common::fake::Action::Hang);
+        let early = Daemon::start(&bus, &hanging.socket, &args, &[]).await;
+        let (_c3, p3) = proxy(&bus).await;
+        assert_eq!(
+            p3.offline_reason().await.unwrap(),
+            1,
+            "the first probe is still hanging"
+        );
+        assert_eq!(
+            entries(&p3.pending_recovery().await.unwrap()),
+            entries(&record)
+        );
+        assert_eq!(
+            entries(&p3.last_activation().await.unwrap()),
+            entries(&activation)
+        );
+        drop(early);
+    }
     let again = Daemon::start(&bus, &server.socket, &args, &[]).await;
     let (_c2, p2) = proxy(&bus).await;
     assert_eq!(

@@ -624,3 +624,27 @@ fn how_the_unit_ended_joins_a_cause_1_record_before_or_after_it() {
     let r = s.m.snapshot().pending_recovery.clone().unwrap();
     assert_eq!(r.unit_exit, None);
 }
+
+#[test]
+fn a_socket_appearing_during_a_probe_is_not_lost() {
+    let mut s = Sim::new();
+    s.probe(online(&["alpha"]));
+    // The next probe is running (fail2ban is in fact restarting).
+    s.next_probe();
+    s.m.handle_input(s.now, Input::SocketAppeared).unwrap();
+    s.finish(Err(OfflineReason::SocketMissing));
+    // Quick retries follow instead of a whole interval.
+    assert_eq!(s.next_probe(), 30.0);
+    s.finish(Err(OfflineReason::ConnectionRefused));
+    assert!((s.next_probe() - 30.1).abs() < 1e-9);
+}
+
+#[test]
+fn a_closed_idle_connection_never_probes_back_to_back() {
+    let mut s = Sim::new();
+    s.probe(online(&["alpha"]));
+    s.m.handle_input(s.now, Input::IdleConnectionClosed)
+        .unwrap();
+    // 50 ms after the end of the last probe at the earliest.
+    assert!((s.next_probe() - 0.05).abs() < 1e-9);
+}

@@ -108,7 +108,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
         .context("cannot watch SIGINT")?;
 
-    let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(Snapshot::default()));
+    // What the state file remembers is on the bus from the first read.
+    let monitor = owner::restore(&config);
+    let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(monitor.snapshot().clone()));
     let (commands_tx, commands_rx) = mpsc::channel(64);
     let handle = Handle {
         commands: commands_tx,
@@ -148,6 +150,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let owner = tokio::spawn(owner::run(
         owner::Parts {
             config: config.clone(),
+            monitor,
             commands: commands_rx,
             unit_exits: unit_rx,
             snapshot: snapshot_tx,

@@ -43,7 +43,7 @@ pub fn watchdog_period() -> Option<Duration> {
             return None;
         }
     }
-    (usec > 0).then(|| Duration::from_micros(usec / 2))
+    (usec > 0).then(|| Duration::from_micros(usec / 2).max(Duration::from_millis(1)))
 }
 
 /// The status line for a snapshot, e.g. `fail2ban 1.0.2 online, 2 jails`

@@ -27,6 +27,8 @@ use crate::monitor::{Event, Input, Monitor, Now, Snapshot};
 pub struct Parts {
     /// Validated settings.
     pub config: Config,
+    /// The monitor, restored from the state file.
+    pub monitor: Monitor,
     /// Commands from the bus methods.
     pub commands: mpsc::Receiver<Command>,
     /// How fail2ban's systemd unit ended, each time it stops.
@@ -40,6 +42,9 @@ pub struct Parts {
 type Probing =
     Pin<Box<dyn Future<Output = (Prober, Result<ServerStatus, fail2ban::Error>)> + Send>>;
 
+/// At most this many `Probe()` callers wait for one probe.
+const MAX_WAITERS: usize = 1024;
+
 fn now() -> Now {
     Now {
         mono: Instant::now(),
@@ -51,12 +56,12 @@ fn now() -> Now {
 pub async fn run(parts: Parts, mut stop: watch::Receiver<bool>) {
     let Parts {
         config,
+        mut monitor,
         mut commands,
         mut unit_exits,
         snapshot,
         publish,
     } = parts;
-    let mut monitor = restore(&config);
     let mut memory = Arc::new(monitor.memory());
     let (memory_tx, memory_rx) = watch::channel(memory.clone());
     let persister = tokio::spawn(super::persist::run(config.state_file.clone(), memory_rx));
@@ -69,7 +74,7 @@ pub async fn run(parts: Parts, mut stop: watch::Receiver<bool>) {
     let mut socket_watch =
         super::socket_watch::SocketWatch::new(&config.probe.socket, config.instant_detection);
     let mut waiters: Vec<oneshot::Sender<bool>> = Vec::new();
-    let mut published = Arc::new(monitor.snapshot().clone());
+    let mut published = snapshot.borrow().clone();
     let mut status_line = notify::status_line(&published);
     let mut last_error = String::new();
     let watchdog = notify::watchdog_period();
@@ -158,23 +163,22 @@ pub async fn run(parts: Parts, mut stop: watch::Receiver<bool>) {
                 monitor.handle_timeout(now);
             }
             () = socket_watch.appeared() => {
-                // Acted on only while offline; events while online are
-                // consumed so that none is stale later.
-                if !monitor.snapshot().online {
-                    tracing::debug!("fail2ban_socket_appeared");
-                    let now = now();
-                    monitor.handle_input(now, Input::SocketAppeared).ok();
-                    monitor.handle_timeout(now);
-                }
+                // Always consumed, so none is stale later; the monitor
+                // ignores it while fail2ban is known to be online.
+                let now = now();
+                monitor.handle_input(now, Input::SocketAppeared).ok();
+                monitor.handle_timeout(now);
             }
-            Some(command) = commands.recv() => apply(&mut monitor, &mut waiters, command),
+            // Time and the watchdog come before callers: no flood of method
+            // calls can starve them.
+            () = sleep_until(deadline), if deadline.is_some() => monitor.handle_timeout(now()),
+            _ = ticker.tick(), if watchdog.is_some() => notify::watchdog(),
             Some(exit) = unit_exits.recv() => {
                 let now = now();
                 monitor.handle_input(now, Input::UnitStopped(exit)).ok();
                 monitor.handle_timeout(now);
             }
-            () = sleep_until(deadline), if deadline.is_some() => monitor.handle_timeout(now()),
-            _ = ticker.tick(), if watchdog.is_some() => notify::watchdog(),
+            Some(command) = commands.recv() => apply(&mut monitor, &mut waiters, command),
         }
     }
     if let Some(mut p) = prober {
@@ -186,7 +190,7 @@ pub async fn run(parts: Parts, mut stop: watch::Receiver<bool>) {
 
 /// The monitor, with what the state file remembers. An unusable file is
 /// moved aside with a warning, and the daemon starts clean.
-fn restore(config: &Config) -> Monitor {
+pub fn restore(config: &Config) -> Monitor {
     let now = now();
     let path = &config.state_file;
     match crate::state::load(path) {
@@ -201,9 +205,15 @@ fn restore(config: &Config) -> Monitor {
         Ok(None) => Monitor::new(config.timing, now),
         Err(e) => {
             tracing::warn!(error = %error_chain(&e), "state_file_unusable");
-            match crate::state::quarantine(path, now.wall) {
-                Ok(aside) => tracing::warn!(aside = %aside.display(), "state_file_moved_aside"),
-                Err(e) => tracing::warn!(error = %e, "state_file_not_moved"),
+            // Only a file that was read and found wrong is moved aside; one
+            // that could not be read is left for the administrator.
+            if matches!(e, crate::state::LoadError::Invalid { .. }) {
+                match crate::state::quarantine(path, now.wall) {
+                    Ok(aside) => {
+                        tracing::warn!(aside = %aside.display(), "state_file_moved_aside");
+                    }
+                    Err(e) => tracing::warn!(error = %e, "state_file_not_moved"),
+                }
             }
             Monitor::new(config.timing, now)
         }
@@ -235,6 +245,11 @@ fn apply(monitor: &mut Monitor, waiters: &mut Vec<oneshot::Sender<bool>>, comman
         }
         Command::DismissRecovery { reply } => {
             let _ = reply.send(monitor.handle_input(now, Input::RecoveryDismissed));
+        }
+        Command::Probe { reply } if waiters.len() >= MAX_WAITERS => {
+            // A flood of callers during a hung probe: answer from what is
+            // known rather than queue without bound.
+            let _ = reply.send(monitor.snapshot().online);
         }
         Command::Probe { reply } => {
             // Callers arriving during a probe share it.

@@ -16,6 +16,7 @@ use crate::monitor::UnitExit;
 )]
 trait Manager {
     fn load_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
+    fn subscribe(&self) -> zbus::Result<()>;
 }
 
 #[zbus::proxy(
@@ -51,7 +52,10 @@ async fn follow(
     unit: &str,
     exits: &mpsc::UnboundedSender<UnitExit>,
 ) -> zbus::Result<()> {
-    let path = ManagerProxy::new(conn).await?.load_unit(unit).await?;
+    let manager = ManagerProxy::new(conn).await?;
+    let path = manager.load_unit(unit).await?;
+    // systemd sends unit property changes only to subscribed clients.
+    manager.subscribe().await?;
     let unit_proxy = UnitProxy::builder(conn).path(path.clone()).build().await?;
     let service = ServiceProxy::builder(conn)
         .path(path)
@@ -60,19 +64,25 @@ async fn follow(
         .await?;
     tracing::info!(unit = %unit, "unit_watch_started");
     let mut states = unit_proxy.receive_active_state_changed().await;
-    let mut was_active = unit_proxy.active_state().await.is_ok_and(|s| s == "active");
+    let up = |s: &str| matches!(s, "active" | "reloading" | "refreshing");
+    let mut was_up = unit_proxy.active_state().await.is_ok_and(|s| up(&s));
     while let Some(change) = states.next().await {
         let Ok(state) = change.get().await else {
             continue;
         };
-        let active = state == "active";
-        if was_active && !active {
+        // A reload is not a stop, and while deactivating the result is not
+        // final yet: wait for the state after it.
+        if state == "deactivating" {
+            continue;
+        }
+        if was_up && !up(&state) {
             let exit = UnitExit {
                 result: service.result().await.unwrap_or_default(),
                 exit_status: service.exec_main_status().await.unwrap_or_default(),
             };
             tracing::info!(
                 unit = %unit,
+                state = %state,
                 result = %exit.result,
                 exit_status = exit.exit_status,
                 "fail2ban_unit_stopped"
@@ -81,7 +91,7 @@ async fn follow(
                 break;
             }
         }
-        was_active = active;
+        was_up = up(&state);
     }
     Ok(())
 }

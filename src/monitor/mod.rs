@@ -63,6 +63,10 @@ impl Default for Timing {
     }
 }
 
+/// The least time between the end of a probe and one started because the
+/// idle connection closed.
+const IDLE_CLOSE_FLOOR: Duration = Duration::from_millis(50);
+
 /// How long a unit's exit may precede the record it explains.
 const UNIT_EXIT_RELEVANCE: Duration = Duration::from_secs(10);
 
@@ -219,6 +223,8 @@ pub struct Monitor {
     startup_until: Option<Instant>,
     /// The latest exit of fail2ban's unit, for a record that follows it.
     unit_exit: Option<(UnitExit, Instant)>,
+    /// When the latest probe ended.
+    last_probe_end: Option<Instant>,
     next_probe: Instant,
     events: VecDeque<Event>,
 }
@@ -235,6 +241,7 @@ impl Monitor {
             probe_again: false,
             startup_until: None,
             unit_exit: None,
+            last_probe_end: None,
             next_probe: now.mono,
             events: VecDeque::new(),
         }
@@ -329,7 +336,19 @@ impl Monitor {
         match input {
             Input::ProbeFinished(result) => self.probe_finished(now, result),
             Input::ActivationRegistered { jail } => self.activation(now, jail),
-            Input::ProbeRequested | Input::IdleConnectionClosed => self.request_probe(now),
+            Input::ProbeRequested => self.request_probe(now),
+            Input::IdleConnectionClosed => {
+                // At once, but never back to back with the previous probe:
+                // a peer that closes every connection cannot spin us.
+                let floor = self
+                    .last_probe_end
+                    .map_or(now.mono, |t| t + IDLE_CLOSE_FLOOR);
+                if self.probe_in_flight {
+                    self.probe_again = true;
+                } else {
+                    self.next_probe = self.next_probe.min(floor.max(now.mono));
+                }
+            }
             Input::UnitStopped(exit) => {
                 let attached = match self.snapshot.pending_recovery.as_mut() {
                     Some(r)
@@ -348,7 +367,8 @@ impl Monitor {
                 self.request_probe(now);
             }
             Input::SocketAppeared => {
-                if !self.snapshot.online {
+                // While a probe runs, "online" may be stale: act anyway.
+                if !self.snapshot.online || self.probe_in_flight {
                     self.startup_until = Some(now.mono + STARTUP_RETRY_FOR);
                     self.request_probe(now);
                 }
@@ -424,6 +444,7 @@ impl Monitor {
 
     fn probe_finished(&mut self, now: Now, result: Result<ServerStatus, OfflineReason>) {
         self.probe_in_flight = false;
+        self.last_probe_end = Some(now.mono);
         let was_online = self.snapshot.online;
         // Before the first probe nothing was seen offline (the daemon just
         // started, possibly with a record restored from disk).
