@@ -205,15 +205,11 @@ pub fn restore(config: &Config) -> Monitor {
         Ok(None) => Monitor::new(config.timing, now),
         Err(e) => {
             tracing::warn!(error = %error_chain(&e), "state_file_unusable");
-            // Only a file that was read and found wrong is moved aside; one
-            // that could not be read is left for the administrator.
-            if matches!(e, crate::state::LoadError::Invalid { .. }) {
-                match crate::state::quarantine(path, now.wall) {
-                    Ok(aside) => {
-                        tracing::warn!(aside = %aside.display(), "state_file_moved_aside");
-                    }
-                    Err(e) => tracing::warn!(error = %e, "state_file_not_moved"),
-                }
+            // Moved aside, corrupt or unreadable alike, so that the next
+            // write does not destroy what an administrator may recover.
+            match crate::state::quarantine(path, now.wall) {
+                Ok(aside) => tracing::warn!(aside = %aside.display(), "state_file_moved_aside"),
+                Err(e) => tracing::warn!(error = %e, "state_file_not_moved"),
             }
             Monitor::new(config.timing, now)
         }
