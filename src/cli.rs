@@ -44,6 +44,62 @@ pub enum Command {
     /// Exit status: 0 after SIGTERM or SIGINT, 1 when the bus cannot be
     /// used or is lost, 2 on bad usage or configuration.
     Run(Box<RunArgs>),
+    /// Show what the running daemon knows: fail2ban's state, its jails,
+    /// the last activation and the pending recovery.
+    ///
+    /// Exit status: 0 when fail2ban is online and no recovery is pending,
+    /// 1 otherwise, 2 when the daemon cannot be asked.
+    Status {
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+        /// The bus.
+        #[command(flatten)]
+        bus: crate::client::BusArgs,
+    },
+    /// Print one line per signal of the daemon until interrupted.
+    ///
+    /// Exit status: 2 when the bus cannot be reached or is lost.
+    Watch {
+        /// Print one JSON object per line instead of text.
+        #[arg(long)]
+        json: bool,
+        /// The bus.
+        #[command(flatten)]
+        bus: crate::client::BusArgs,
+    },
+    /// Tell the daemon that JAIL was just activated (managers only).
+    ///
+    /// Exit status: 0 done, 1 refused, 2 when the daemon cannot be asked.
+    Activate {
+        /// The jail's name.
+        #[arg(allow_hyphen_values = true)]
+        jail: String,
+        /// The bus.
+        #[command(flatten)]
+        bus: crate::client::BusArgs,
+    },
+    /// Clear the recovery record (managers only).
+    ///
+    /// Exit status: 0 done, 1 refused, 2 when the daemon cannot be asked.
+    Dismiss {
+        /// The bus.
+        #[command(flatten)]
+        bus: crate::client::BusArgs,
+    },
+    /// Disable the pending recovery's jail and restart fail2ban (managers
+    /// only).
+    ///
+    /// Exit status: 0 when fail2ban answers afterwards, 1 when it does not
+    /// or the daemon refused, 2 when the daemon cannot be asked.
+    Rollback {
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+        /// The bus.
+        #[command(flatten)]
+        bus: crate::client::BusArgs,
+    },
 }
 
 /// Arguments of `run`; each overrides the configuration file's key of the
@@ -99,6 +155,25 @@ pub struct RunArgs {
     /// error, warn, info, debug or trace.
     #[arg(long, value_name = "LEVEL")]
     pub log_level: Option<String>,
+    /// The drop-in a rollback writes
+    /// (default /etc/fail2ban/jail.d/zz-fail2ban-healthd-rollback.local).
+    #[arg(long, value_name = "PATH")]
+    pub rollback_dropin: Option<String>,
+    /// Run after a rollback while fail2ban is up and not a systemd unit
+    /// (default "fail2ban-client reload"; split on spaces, no shell).
+    #[arg(long, value_name = "COMMAND")]
+    pub fail2ban_reload_command: Option<String>,
+    /// Run after a rollback while fail2ban is down and not a systemd unit
+    /// (default "fail2ban-client start"; split on spaces, no shell).
+    #[arg(long, value_name = "COMMAND")]
+    pub fail2ban_start_command: Option<String>,
+    /// How long a rollback waits for fail2ban to answer again, e.g. 15s.
+    #[arg(long, value_name = "DURATION")]
+    pub rollback_timeout: Option<String>,
+    /// Write Prometheus metrics to this file after every probe (for
+    /// node_exporter's textfile collector).
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<String>,
 }
 
 impl RunArgs {
@@ -119,6 +194,11 @@ impl RunArgs {
             bus_address: self.bus_address.clone(),
             log: self.log.clone(),
             log_level: self.log_level.clone(),
+            rollback_dropin: self.rollback_dropin.clone(),
+            fail2ban_reload_command: self.fail2ban_reload_command.clone(),
+            fail2ban_start_command: self.fail2ban_start_command.clone(),
+            rollback_timeout: self.rollback_timeout.clone(),
+            metrics_file: self.metrics_file.clone(),
         }
     }
 
@@ -269,12 +349,19 @@ pub fn render_table(status: &ServerStatus, socket: &str) -> String {
         status.jails.len(),
         if status.jails.len() == 1 { "" } else { "s" }
     );
-    if status.jails.is_empty() {
+    out.push_str(&jail_rows(&status.jails));
+    out
+}
+
+/// The per-jail table: a header and one aligned row per jail; empty for
+/// no jails.
+pub fn jail_rows(jails: &[JailStats]) -> String {
+    let mut out = String::new();
+    if jails.is_empty() {
         return out;
     }
     let headers = ["JAIL", "FAILED", "TOTAL FAILED", "BANNED", "TOTAL BANNED"];
-    let width = status
-        .jails
+    let width = jails
         .iter()
         .map(|j| j.name.chars().count())
         .chain([headers[0].len()])
@@ -285,7 +372,7 @@ pub fn render_table(status: &ServerStatus, socket: &str) -> String {
         "{:<width$}  {:>6}  {:>12}  {:>6}  {:>12}",
         headers[0], headers[1], headers[2], headers[3], headers[4]
     );
-    for j in &status.jails {
+    for j in jails {
         let _ = writeln!(
             out,
             "{:<width$}  {:>6}  {:>12}  {:>6}  {:>12}",

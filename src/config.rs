@@ -93,6 +93,16 @@ pub struct RawConfig {
     pub log: Option<String>,
     /// `error`, `warn`, `info`, `debug` or `trace`.
     pub log_level: Option<String>,
+    /// The drop-in a rollback writes; fail2ban must read it (`jail.d`).
+    pub rollback_dropin: Option<String>,
+    /// Run after a rollback when fail2ban is up and not a systemd unit.
+    pub fail2ban_reload_command: Option<String>,
+    /// Run after a rollback when fail2ban is down and not a systemd unit.
+    pub fail2ban_start_command: Option<String>,
+    /// How long a rollback waits for fail2ban to answer again.
+    pub rollback_timeout: Option<String>,
+    /// A Prometheus text file written after every probe; empty disables.
+    pub metrics_file: Option<String>,
 }
 
 impl RawConfig {
@@ -145,6 +155,13 @@ impl RawConfig {
             bus_address: over.bus_address.or(self.bus_address),
             log: over.log.or(self.log),
             log_level: over.log_level.or(self.log_level),
+            rollback_dropin: over.rollback_dropin.or(self.rollback_dropin),
+            fail2ban_reload_command: over
+                .fail2ban_reload_command
+                .or(self.fail2ban_reload_command),
+            fail2ban_start_command: over.fail2ban_start_command.or(self.fail2ban_start_command),
+            rollback_timeout: over.rollback_timeout.or(self.rollback_timeout),
+            metrics_file: over.metrics_file.or(self.metrics_file),
         }
     }
 }
@@ -180,6 +197,22 @@ pub struct ManageGroup {
     pub gid: u32,
 }
 
+/// Where the rollback drop-in goes by default.
+pub const DEFAULT_ROLLBACK_DROPIN: &str = "/etc/fail2ban/jail.d/zz-fail2ban-healthd-rollback.local";
+
+/// How `Rollback` disables a jail and brings fail2ban back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rollback {
+    /// The one file the daemon writes (and only ever rewrites its own).
+    pub dropin: PathBuf,
+    /// Program and arguments run when fail2ban is up (no systemd unit).
+    pub reload_command: Vec<String>,
+    /// Program and arguments run when fail2ban is down (no systemd unit).
+    pub start_command: Vec<String>,
+    /// How long to wait for fail2ban to answer afterwards.
+    pub timeout: Duration,
+}
+
 /// Validated settings of the daemon.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -201,6 +234,35 @@ pub struct Config {
     pub log: LogTarget,
     /// The most detailed level logged.
     pub log_level: tracing::Level,
+    /// How rollbacks are done.
+    pub rollback: Rollback,
+    /// Where Prometheus metrics are written after every probe, if anywhere.
+    pub metrics_file: Option<PathBuf>,
+}
+
+/// An absolute path to a file, or the key's error.
+fn file_path(key: &'static str, raw: &str) -> Result<PathBuf, Error> {
+    if raw.starts_with('/') && !raw.ends_with('/') && !raw.contains('\0') {
+        Ok(PathBuf::from(raw))
+    } else {
+        Err(bad(
+            key,
+            format!("{raw:?} is not an absolute path to a file"),
+        ))
+    }
+}
+
+/// A command line split on whitespace (no shell), or the key's error.
+fn command(key: &'static str, raw: Option<&str>, default: &str) -> Result<Vec<String>, Error> {
+    let raw = raw.unwrap_or(default);
+    let words: Vec<String> = raw.split_whitespace().map(str::to_owned).collect();
+    if words.is_empty() || raw.contains('\0') {
+        return Err(bad(
+            key,
+            format!("{raw:?} is not a command (a program and its arguments)"),
+        ));
+    }
+    Ok(words)
 }
 
 fn duration(
@@ -310,13 +372,48 @@ impl Config {
         };
         let state_file = match raw.state_file.as_deref() {
             None => crate::state::default_path(),
-            Some(p) if p.starts_with('/') && !p.ends_with('/') => PathBuf::from(p),
-            Some(p) => {
-                return Err(bad(
-                    "state_file",
-                    format!("{p:?} is not an absolute path to a file"),
-                ));
-            }
+            Some(p) => file_path("state_file", p)?,
+        };
+        let dropin = file_path(
+            "rollback_dropin",
+            raw.rollback_dropin
+                .as_deref()
+                .unwrap_or(DEFAULT_ROLLBACK_DROPIN),
+        )?;
+        if !dropin.to_string_lossy().ends_with(".local")
+            && !dropin.to_string_lossy().ends_with(".conf")
+        {
+            return Err(bad(
+                "rollback_dropin",
+                format!(
+                    "{:?} does not end in .local or .conf, so fail2ban would not read it",
+                    dropin.display()
+                ),
+            ));
+        }
+        let rollback = Rollback {
+            dropin,
+            reload_command: command(
+                "fail2ban_reload_command",
+                raw.fail2ban_reload_command.as_deref(),
+                "fail2ban-client reload",
+            )?,
+            start_command: command(
+                "fail2ban_start_command",
+                raw.fail2ban_start_command.as_deref(),
+                "fail2ban-client start",
+            )?,
+            timeout: duration(
+                "rollback_timeout",
+                raw.rollback_timeout.as_deref(),
+                Duration::from_secs(15),
+                Duration::from_secs(1),
+                Duration::from_secs(600),
+            )?,
+        };
+        let metrics_file = match raw.metrics_file.as_deref() {
+            None | Some("") => None,
+            Some(p) => Some(file_path("metrics_file", p)?),
         };
         let fail2ban_unit = raw
             .fail2ban_unit
@@ -389,6 +486,8 @@ impl Config {
             bus,
             log,
             log_level,
+            rollback,
+            metrics_file,
         })
     }
 }
@@ -420,6 +519,11 @@ mod tests {
         assert_eq!(c.log, LogTarget::Auto);
         assert_eq!(c.log_level, tracing::Level::INFO);
         assert_eq!(c.manage_group, None);
+        assert_eq!(c.rollback.dropin, PathBuf::from(DEFAULT_ROLLBACK_DROPIN));
+        assert_eq!(c.rollback.reload_command, ["fail2ban-client", "reload"]);
+        assert_eq!(c.rollback.start_command, ["fail2ban-client", "start"]);
+        assert_eq!(c.rollback.timeout, Duration::from_secs(15));
+        assert_eq!(c.metrics_file, None);
     }
 
     #[test]
@@ -447,6 +551,24 @@ mod tests {
         assert_eq!(c.bus, Bus::Session);
         assert_eq!(c.log, LogTarget::Stderr);
         assert_eq!(c.log_level, tracing::Level::DEBUG);
+        let c = parse(
+            "rollback_dropin = \"/tmp/c/jail.d/r.local\"\n\
+             fail2ban_reload_command = \"fail2ban-client -c /tmp/c  reload\"\n\
+             fail2ban_start_command = \"/usr/bin/fail2ban-client -x start\"\n\
+             rollback_timeout = \"5s\"\nmetrics_file = \"/tmp/m/f.prom\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.rollback.dropin, PathBuf::from("/tmp/c/jail.d/r.local"));
+        assert_eq!(
+            c.rollback.reload_command,
+            ["fail2ban-client", "-c", "/tmp/c", "reload"]
+        );
+        assert_eq!(
+            c.rollback.start_command,
+            ["/usr/bin/fail2ban-client", "-x", "start"]
+        );
+        assert_eq!(c.rollback.timeout, Duration::from_secs(5));
+        assert_eq!(c.metrics_file, Some(PathBuf::from("/tmp/m/f.prom")));
         let c = parse("bus = \"session\"\nbus_address = \"unix:path=/tmp/b\"\n").unwrap();
         assert_eq!(c.bus, Bus::Address("unix:path=/tmp/b".into()));
     }
@@ -468,6 +590,19 @@ mod tests {
             ("bus_address = \"nonsense\"", "bus_address"),
             ("log = \"syslog\"", "log"),
             ("log_level = \"loud\"", "log_level"),
+            ("rollback_dropin = \"jail.d/x.local\"", "rollback_dropin"),
+            (
+                "rollback_dropin = \"/etc/fail2ban/jail.d/x.txt\"",
+                "rollback_dropin",
+            ),
+            (
+                "fail2ban_reload_command = \"  \"",
+                "fail2ban_reload_command",
+            ),
+            ("fail2ban_start_command = \"\"", "fail2ban_start_command"),
+            ("rollback_timeout = \"0s\"", "rollback_timeout"),
+            ("rollback_timeout = \"2h\"", "rollback_timeout"),
+            ("metrics_file = \"metrics.prom\"", "metrics_file"),
         ] {
             let msg = parse(text).unwrap_err().to_string();
             assert!(msg.starts_with(&format!("{key}: ")), "{text}: {msg}");

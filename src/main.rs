@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use fail2ban_healthd::cli::{self, Cli, Command};
+use fail2ban_healthd::client;
 use fail2ban_healthd::config::LogTarget;
 
 fn runtime() -> Option<tokio::runtime::Runtime> {
@@ -20,6 +21,18 @@ fn runtime() -> Option<tokio::runtime::Runtime> {
     }
 }
 
+/// Runs a client subcommand on a fresh runtime.
+fn client<F, Fut>(f: F) -> ExitCode
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<u8, client::Failure>>,
+{
+    match runtime() {
+        Some(rt) => rt.block_on(async { client::exit_code(f().await).await }),
+        None => ExitCode::FAILURE,
+    }
+}
+
 fn main() -> ExitCode {
     // clap exits with status 2 on bad usage, before anything else runs.
     let args = Cli::parse();
@@ -32,6 +45,15 @@ fn main() -> ExitCode {
                 Some(rt) => rt.block_on(cli::probe(probe)),
                 None => ExitCode::FAILURE,
             }
+        }
+        Command::Status { json, bus } => client(|| async move { client::status(&bus, json).await }),
+        Command::Watch { json, bus } => client(|| async move { client::watch(&bus, json).await }),
+        Command::Activate { jail, bus } => {
+            client(|| async move { client::activate(&bus, &jail).await })
+        }
+        Command::Dismiss { bus } => client(|| async move { client::dismiss(&bus).await }),
+        Command::Rollback { json, bus } => {
+            client(|| async move { client::rollback(&bus, json).await })
         }
         Command::Run(run) => {
             // A bad setting stops here, before the bus is touched.

@@ -7,7 +7,6 @@
 //! moved aside; it never stops the daemon from starting.
 
 use std::fs;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -90,6 +89,8 @@ struct RecordV1 {
     unit_result: Option<String>,
     #[serde(default)]
     exit_status: Option<i32>,
+    #[serde(default)]
+    rolled_back: bool,
 }
 
 fn time(usec: i64, what: &str) -> Result<DateTime<Utc>, String> {
@@ -131,6 +132,7 @@ impl From<&RecoveryRecord> for RecordV1 {
             suspect_jails: r.suspect_jails.clone(),
             unit_result: r.unit_exit.as_ref().map(|u| u.result.clone()),
             exit_status: r.unit_exit.as_ref().map(|u| u.exit_status),
+            rolled_back: r.rolled_back,
         }
     }
 }
@@ -165,6 +167,7 @@ impl TryFrom<RecordV1> for RecoveryRecord {
                 }),
                 _ => None,
             },
+            rolled_back: r.rolled_back,
         })
     }
 }
@@ -256,23 +259,10 @@ pub fn quarantine(path: &Path, now: DateTime<Utc>) -> std::io::Result<PathBuf> {
 /// # Errors
 /// Any failure of those steps; the old file is then untouched.
 pub fn save(path: &Path, memory: &Memory) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    fs::create_dir_all(dir)?;
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let result = (|| {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(&encode(memory))?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, path)?;
-        fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir)?;
     }
-    result
+    crate::atomic::write(path, &encode(memory), 0o600)
 }
 
 #[cfg(test)]
@@ -301,6 +291,7 @@ mod tests {
                     result: "signal".into(),
                     exit_status: 9,
                 }),
+                rolled_back: true,
             }),
         }
     }

@@ -9,22 +9,11 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use common::Fail2ban;
-use common::bus::{Daemon, PrivateBus, proxy};
+use common::bus::{Daemon, PrivateBus, get, proxy};
 use fail2ban_healthd::bus::proxy::Health1Proxy;
 use futures_util::StreamExt;
 use nix::sys::signal::Signal;
 use zbus::OwnedVariant;
-
-fn get<T: TryFrom<OwnedVariant>>(map: &HashMap<String, OwnedVariant>, key: &str) -> T {
-    let v = map
-        .get(key)
-        .unwrap_or_else(|| panic!("no {key} in {map:?}"))
-        .try_clone()
-        .unwrap();
-    T::try_from(v)
-        .ok()
-        .unwrap_or_else(|| panic!("{key} has another type"))
-}
 
 async fn within<T>(what: &str, secs: u64, fut: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(secs), fut)

@@ -11,8 +11,11 @@ pub enum HealthError {
     NotAuthorized(String),
     /// The jail name breaks the contract's rules.
     InvalidJailName(String),
-    /// `DismissRecovery` while there is no record.
+    /// `DismissRecovery` or `Rollback` while there is no record (or, for
+    /// `Rollback`, only one rolled back already).
     NoPendingRecovery(String),
     /// The daemon is shutting down and takes no more commands.
     ShuttingDown(String),
+    /// `Rollback` could not disable the jail or restart fail2ban.
+    RollbackFailed(String),
 }

@@ -16,7 +16,7 @@ use zbus::{Connection, OwnedVariant};
 
 use super::error::HealthError;
 use super::{valid_jail_name, values};
-use crate::daemon::Handle;
+use crate::daemon::{Handle, rollback};
 use crate::monitor::Refusal;
 
 /// Values fixed for the daemon's lifetime.
@@ -43,15 +43,22 @@ pub struct Health {
     daemon: Handle,
     constants: Constants,
     managers: Managers,
+    rollback: rollback::Settings,
 }
 
 impl Health {
     /// An object answering from `daemon`'s snapshots and commands.
-    pub fn new(daemon: Handle, constants: Constants, managers: Managers) -> Self {
+    pub fn new(
+        daemon: Handle,
+        constants: Constants,
+        managers: Managers,
+        rollback: rollback::Settings,
+    ) -> Self {
         Self {
             daemon,
             constants,
             managers,
+            rollback,
         }
     }
 
@@ -174,10 +181,67 @@ impl Health {
                 tracing::info!(uid, "pending_recovery_dismissed");
                 Ok(())
             }
-            Some(Err(Refusal::NoPendingRecovery)) => Err(HealthError::NoPendingRecovery(
+            Some(Err(_)) => Err(HealthError::NoPendingRecovery(
                 "there is no pending recovery".into(),
             )),
             None => Err(HealthError::ShuttingDown("the daemon is stopping".into())),
+        }
+    }
+
+    /// Disables the record's jail in the daemon's drop-in, restarts
+    /// fail2ban and waits for it; answers `{DropInPath, Restarted, Online,
+    /// ActiveJails}`.
+    #[zbus(out_args("result"))]
+    async fn rollback(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<HashMap<String, OwnedVariant>, HealthError> {
+        let uid = self.authorize(&header, conn).await?;
+        let jail = match self.daemon.begin_rollback().await {
+            Some(Ok(jail)) => jail,
+            Some(Err(Refusal::RollbackRunning)) => {
+                return Err(HealthError::RollbackFailed(
+                    "another rollback is running; try again when it has ended".into(),
+                ));
+            }
+            Some(Err(Refusal::RolledBackAlready)) => {
+                return Err(HealthError::NoPendingRecovery(
+                    "the pending recovery was rolled back already".into(),
+                ));
+            }
+            Some(Err(Refusal::NoPendingRecovery)) => {
+                return Err(HealthError::NoPendingRecovery(
+                    "there is no pending recovery".into(),
+                ));
+            }
+            None => return Err(HealthError::ShuttingDown("the daemon is stopping".into())),
+        };
+        // Its own task: the rollback finishes, and is marked finished, even
+        // if the caller goes away.
+        let (settings, conn, daemon) = (self.rollback.clone(), conn.clone(), self.daemon.clone());
+        let task = tokio::spawn(async move {
+            let result = rollback::perform(&settings, &conn, &daemon, &jail, uid).await;
+            match &result {
+                Ok(o) => tracing::warn!(
+                    jail = %jail,
+                    uid,
+                    dropin = %o.dropin.display(),
+                    online = o.online,
+                    active_jails = o.active_jails,
+                    "rollback_done"
+                ),
+                Err(e) => tracing::error!(jail = %jail, uid, error = %e, "rollback_failed"),
+            }
+            daemon.finish_rollback(jail, result.is_ok()).await;
+            result
+        });
+        match task.await {
+            Ok(Ok(outcome)) => Ok(values::rollback(&outcome)),
+            Ok(Err(e)) => Err(HealthError::RollbackFailed(e.to_string())),
+            Err(e) => Err(HealthError::RollbackFailed(format!(
+                "the rollback task failed: {e}"
+            ))),
         }
     }
 

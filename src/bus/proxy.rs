@@ -18,6 +18,9 @@ pub trait Health1 {
     fn dismiss_recovery(&self) -> zbus::Result<()>;
     /// Probes now; returns whether fail2ban is online.
     fn probe(&self) -> zbus::Result<bool>;
+    /// Disables the record's jail and restarts fail2ban; returns
+    /// `{DropInPath, Restarted, Online, ActiveJails}`.
+    fn rollback(&self) -> zbus::Result<HashMap<String, OwnedVariant>>;
 
     /// The latest probe got a valid answer.
     #[zbus(property)]

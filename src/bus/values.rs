@@ -77,6 +77,7 @@ pub fn record(r: Option<&RecoveryRecord>) -> HashMap<String, OwnedVariant> {
     if let Ok(v) = OwnedVariant::try_from(Variant::from(r.suspect_jails.clone())) {
         map.insert("SuspectJails".into(), v);
     }
+    map.insert("RolledBack".into(), OwnedVariant::from(r.rolled_back));
     if let Some(exit) = &r.unit_exit {
         map.insert("UnitResult".into(), string(&exit.result));
         map.insert("ExitStatus".into(), OwnedVariant::from(exit.exit_status));
@@ -86,6 +87,16 @@ pub fn record(r: Option<&RecoveryRecord>) -> HashMap<String, OwnedVariant> {
             map.insert("VanishedJails".into(), v);
         }
     }
+    map
+}
+
+/// The answer of `Rollback()`.
+pub fn rollback(o: &crate::daemon::rollback::Outcome) -> HashMap<String, OwnedVariant> {
+    let mut map = HashMap::new();
+    map.insert("DropInPath".into(), string(&o.dropin.display().to_string()));
+    map.insert("Restarted".into(), OwnedVariant::from(o.restarted));
+    map.insert("Online".into(), OwnedVariant::from(o.online));
+    map.insert("ActiveJails".into(), OwnedVariant::from(o.active_jails));
     map
 }
 

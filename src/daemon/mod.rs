@@ -10,13 +10,19 @@
 //! - `notify`: systemd's notify socket (READY, STATUS, WATCHDOG, STOPPING);
 //! - `persist`: the state file, written after every change;
 //! - `socket_watch`: inotify on the socket's path, to see fail2ban return;
-//! - `unit_watch`: fail2ban's systemd unit, to learn how it ended.
+//! - `unit_watch`: fail2ban's systemd unit, to learn how it ended;
+//! - `systemd`: the proxies of systemd's API used by the two above;
+//! - `rollback`: `Rollback()`, the drop-in and fail2ban's restart;
+//! - `metrics`: the Prometheus text file, written after every probe.
 
+mod metrics;
 mod notify;
 mod owner;
 mod persist;
 mod publish;
+pub mod rollback;
 mod socket_watch;
+mod systemd;
 mod unit_watch;
 
 use std::sync::Arc;
@@ -49,6 +55,18 @@ pub enum Command {
     Probe {
         /// Where the answer goes.
         reply: oneshot::Sender<bool>,
+    },
+    /// Mark a rollback started; answers with the record's jail.
+    BeginRollback {
+        /// Where the answer goes.
+        reply: oneshot::Sender<Result<String, Refusal>>,
+    },
+    /// Mark the rollback ended.
+    FinishRollback {
+        /// The jail it was for.
+        jail: String,
+        /// Whether the jail was disabled and fail2ban restarted.
+        done: bool,
     },
 }
 
@@ -85,6 +103,19 @@ impl Handle {
     /// Probes now; `None` when the daemon is stopping.
     pub async fn probe(&self) -> Option<bool> {
         self.ask(|reply| Command::Probe { reply }).await
+    }
+
+    /// Marks a rollback started; the record's jail, or why not.
+    pub async fn begin_rollback(&self) -> Option<Result<String, Refusal>> {
+        self.ask(|reply| Command::BeginRollback { reply }).await
+    }
+
+    /// Marks the rollback started last as ended.
+    pub async fn finish_rollback(&self, jail: String, done: bool) {
+        let _ = self
+            .commands
+            .send(Command::FinishRollback { jail, done })
+            .await;
     }
 }
 
@@ -126,8 +157,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     // Every object is served before the name is requested, so a client
     // that sees the name finds the object.
+    let rollback = rollback::Settings {
+        rollback: config.rollback.clone(),
+        unit: config.fail2ban_unit.clone(),
+    };
     let conn = builder(&config.bus)
-        .serve_at(PATH, Health::new(handle, constants, managers))
+        .serve_at(PATH, Health::new(handle, constants, managers, rollback))
         .build()
         .await
         .context("cannot connect to the D-Bus bus")?;

@@ -71,6 +71,12 @@ pub async fn run(parts: Parts, mut stop: watch::Receiver<bool>) {
         Prober::new(config.probe.clone())
     });
     let mut probing: Option<Probing> = None;
+    let mut probe_started = Instant::now();
+    let (metrics_tx, metrics_rx) = watch::channel(None);
+    let metrics = config
+        .metrics_file
+        .clone()
+        .map(|path| tokio::spawn(super::metrics::run(path, metrics_rx)));
     let mut socket_watch =
         super::socket_watch::SocketWatch::new(&config.probe.socket, config.instant_detection);
     let mut waiters: Vec<oneshot::Sender<bool>> = Vec::new();
@@ -95,6 +101,7 @@ pub async fn run(parts: Parts, mut stop: watch::Receiver<bool>) {
             match event {
                 Event::ProbeDue => match prober.take() {
                     Some(mut p) => {
+                        probe_started = Instant::now();
                         probing = Some(Box::pin(async move {
                             let result = p.probe().await;
                             (p, result)
@@ -146,6 +153,12 @@ pub async fn run(parts: Parts, mut stop: watch::Receiver<bool>) {
                     e.offline_reason()
                 });
                 monitor.handle_input(now(), Input::ProbeFinished(result)).ok();
+                if metrics.is_some() {
+                    metrics_tx.send_replace(Some((
+                        Arc::new(monitor.snapshot().clone()),
+                        probe_started.elapsed(),
+                    )));
+                }
                 let s = monitor.snapshot();
                 tracing::debug!(
                     online = s.online,
@@ -185,7 +198,11 @@ pub async fn run(parts: Parts, mut stop: watch::Receiver<bool>) {
         p.release().await;
     }
     drop(memory_tx);
+    drop(metrics_tx);
     let _ = persister.await;
+    if let Some(task) = metrics {
+        let _ = task.await;
+    }
 }
 
 /// The monitor, with what the state file remembers. An unusable file is
@@ -241,6 +258,23 @@ fn apply(monitor: &mut Monitor, waiters: &mut Vec<oneshot::Sender<bool>>, comman
         }
         Command::DismissRecovery { reply } => {
             let _ = reply.send(monitor.handle_input(now, Input::RecoveryDismissed));
+        }
+        Command::BeginRollback { reply } => {
+            let answer = monitor.handle_input(now, Input::RollbackStarted).map(|()| {
+                monitor
+                    .snapshot()
+                    .pending_recovery
+                    .as_ref()
+                    .map(|r| r.jail_name.clone())
+                    .unwrap_or_default()
+            });
+            let _ = reply.send(answer);
+        }
+        Command::FinishRollback { jail, done } => {
+            monitor
+                .handle_input(now, Input::RollbackFinished { jail, done })
+                .ok();
+            monitor.handle_timeout(now);
         }
         Command::Probe { reply } if waiters.len() >= MAX_WAITERS => {
             // A flood of callers during a hung probe: answer from what is

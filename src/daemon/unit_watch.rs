@@ -2,42 +2,11 @@
 //! state, reports how it ended (`Result`, `ExecMainStatus`). Without systemd
 //! on the bus, or without the unit, it stays quiet.
 
+use super::systemd::{ManagerProxy, ServiceProxy, UnitProxy};
+use crate::monitor::UnitExit;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use zbus::Connection;
-use zbus::OwnedObjectPath;
-
-use crate::monitor::UnitExit;
-
-#[zbus::proxy(
-    interface = "org.freedesktop.systemd1.Manager",
-    default_service = "org.freedesktop.systemd1",
-    default_path = "/org/freedesktop/systemd1"
-)]
-trait Manager {
-    fn load_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
-    fn subscribe(&self) -> zbus::Result<()>;
-}
-
-#[zbus::proxy(
-    interface = "org.freedesktop.systemd1.Unit",
-    default_service = "org.freedesktop.systemd1"
-)]
-trait Unit {
-    #[zbus(property)]
-    fn active_state(&self) -> zbus::Result<String>;
-}
-
-#[zbus::proxy(
-    interface = "org.freedesktop.systemd1.Service",
-    default_service = "org.freedesktop.systemd1"
-)]
-trait Service {
-    #[zbus(property)]
-    fn result(&self) -> zbus::Result<String>;
-    #[zbus(property)]
-    fn exec_main_status(&self) -> zbus::Result<i32>;
-}
 
 /// Sends an exit each time the unit leaves the active state, until the
 /// receiver is gone.

@@ -103,6 +103,19 @@ pub enum Input {
     UnitStopped(UnitExit),
     /// A manager clears the recovery record.
     RecoveryDismissed,
+    /// A manager starts rolling back the record's jail. Refused when there
+    /// is no record, when it was rolled back already, or while another
+    /// rollback runs.
+    RollbackStarted,
+    /// The rollback started last has ended; `done` when the jail was
+    /// disabled and fail2ban restarted. Marks the record of `jail` rolled
+    /// back, and probes at once.
+    RollbackFinished {
+        /// The jail the rollback was for.
+        jail: String,
+        /// Whether it succeeded.
+        done: bool,
+    },
 }
 
 /// Why an input was refused; nothing changed.
@@ -111,6 +124,12 @@ pub enum Refusal {
     /// `RecoveryDismissed` while there is no record.
     #[error("there is no pending recovery")]
     NoPendingRecovery,
+    /// `RollbackStarted` while the record was rolled back already.
+    #[error("the pending recovery was rolled back already")]
+    RolledBackAlready,
+    /// `RollbackStarted` while another rollback runs.
+    #[error("a rollback is running already")]
+    RollbackRunning,
 }
 
 /// What the monitor wants done or announced.
@@ -217,6 +236,8 @@ pub struct Monitor {
     /// Activations whose window may still be open, oldest first.
     recent: VecDeque<(Activation, Instant)>,
     probe_in_flight: bool,
+    /// A rollback has started and not finished.
+    rollback_running: bool,
     /// Start another probe as soon as the one in flight ends.
     probe_again: bool,
     /// Retry quickly until then while offline: a server is starting.
@@ -238,6 +259,7 @@ impl Monitor {
             watch: None,
             recent: VecDeque::new(),
             probe_in_flight: false,
+            rollback_running: false,
             probe_again: false,
             startup_until: None,
             unit_exit: None,
@@ -377,6 +399,21 @@ impl Monitor {
                 if self.snapshot.pending_recovery.take().is_none() {
                     return Err(Refusal::NoPendingRecovery);
                 }
+            }
+            Input::RollbackStarted => match &self.snapshot.pending_recovery {
+                None => return Err(Refusal::NoPendingRecovery),
+                Some(r) if r.rolled_back => return Err(Refusal::RolledBackAlready),
+                Some(_) if self.rollback_running => return Err(Refusal::RollbackRunning),
+                Some(_) => self.rollback_running = true,
+            },
+            Input::RollbackFinished { jail, done } => {
+                self.rollback_running = false;
+                if let Some(r) = self.snapshot.pending_recovery.as_mut() {
+                    if done && r.jail_name == jail {
+                        r.rolled_back = true;
+                    }
+                }
+                self.request_probe(now);
             }
         }
         Ok(())
@@ -546,6 +583,7 @@ impl Monitor {
             cause,
             suspect_jails,
             unit_exit,
+            rolled_back: false,
         };
         self.snapshot.pending_recovery = Some(record.clone());
         self.events.push_back(Event::CrashDetected {
@@ -575,7 +613,8 @@ impl Monitor {
         let running = |name: &String| self.snapshot.jails.iter().any(|j| &j.name == name);
         let cleared = match &self.snapshot.pending_recovery {
             Some(r) if !r.recovered() => match &r.cause {
-                Cause::JailNotRunning => running(&r.jail_name),
+                // A rolled-back jail is not expected to run any more.
+                Cause::JailNotRunning => r.rolled_back || running(&r.jail_name),
                 Cause::JailsVanished(jails) => jails.iter().all(running),
                 // Online is what a cause-1 record waits for.
                 Cause::WentOffline(_) => true,

@@ -61,6 +61,8 @@ pub struct RecoveryRecord {
     pub suspect_jails: Vec<String>,
     /// For cause 1, how fail2ban's systemd unit ended, when known.
     pub unit_exit: Option<UnitExit>,
+    /// The jail was disabled by a rollback and fail2ban restarted.
+    pub rolled_back: bool,
 }
 
 /// How fail2ban's systemd unit ended, as systemd reports it.

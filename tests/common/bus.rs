@@ -211,3 +211,18 @@ pub async fn proxy(bus: &PrivateBus) -> (zbus::Connection, Health1Proxy<'static>
         .unwrap();
     (conn, proxy)
 }
+
+/// A value of an `a{sv}` map, of the expected type, or a panic naming it.
+pub fn get<T: TryFrom<zbus::OwnedVariant>>(
+    map: &std::collections::HashMap<String, zbus::OwnedVariant>,
+    key: &str,
+) -> T {
+    let v = map
+        .get(key)
+        .unwrap_or_else(|| panic!("no {key} in {map:?}"))
+        .try_clone()
+        .unwrap();
+    T::try_from(v)
+        .ok()
+        .unwrap_or_else(|| panic!("{key} has another type"))
+}

@@ -56,7 +56,13 @@ impl Fail2ban {
             .tempdir()
             .expect("temp dir");
         let b = dir.path();
-        for sub in ["conf/filter.d", "conf/action.d", "run", "log"] {
+        for sub in [
+            "conf/filter.d",
+            "conf/action.d",
+            "conf/jail.d",
+            "run",
+            "log",
+        ] {
             fs::create_dir_all(b.join(sub)).expect("mkdir");
         }
         // Traversable by everyone, so a test can connect as another user
@@ -112,6 +118,45 @@ impl Fail2ban {
     /// Starts the server process (again, after a kill) and waits until it
     /// answers with every jail.
     pub fn spawn(&mut self) {
+        self.spawn_only();
+        self.wait_ready(Duration::from_secs(20));
+    }
+
+    /// Starts the server process as `spawn` does and waits for it to exit,
+    /// as a server with a broken jail does; returns its exit code.
+    pub fn spawn_expecting_exit(&mut self) -> Option<i32> {
+        self.spawn_only();
+        let mut child = self.child.take().expect("spawned");
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status.code();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "fail2ban-server kept running"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Writes `conf/jail.d/NAME.local`.
+    pub fn write_jail_d(&self, name: &str, text: &str) {
+        write(self.dir().join(format!("conf/jail.d/{name}.local")), text);
+    }
+
+    /// `fail2ban-client -c CONF -s SOCK` and the given words, as one string
+    /// for the daemon's command settings.
+    pub fn client_command(&self, words: &str) -> String {
+        format!(
+            "{} -c {} -s {} {words}",
+            require_program("fail2ban-client", "fail2ban").display(),
+            self.dir().join("conf").display(),
+            self.socket.display()
+        )
+    }
+
+    fn spawn_only(&mut self) {
         assert!(self.child.is_none(), "already running");
         let b = self.dir.path();
         let child = Command::new(require_program("fail2ban-server", "fail2ban"))
@@ -128,7 +173,6 @@ impl Fail2ban {
             .spawn()
             .expect("spawn fail2ban-server");
         self.child = Some(child);
-        self.wait_ready(Duration::from_secs(20));
     }
 
     pub fn dir(&self) -> &Path {
@@ -224,6 +268,12 @@ impl Drop for Fail2ban {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        // A server that `fail2ban-client start` forked is not our child:
+        // its pid file names it.
+        let pid = fs::read_to_string(self.dir().join("run/fail2ban.pid")).unwrap_or_default();
+        if let Ok(pid) = pid.trim().parse::<i32>() {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
     }
 }

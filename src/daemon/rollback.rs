@@ -1,0 +1,389 @@
+//! `Rollback()`: disables the record's jail in the daemon's own drop-in and
+//! brings fail2ban back without it.
+//!
+//! Steps, each able to fail with a message for the caller:
+//! 1. the drop-in (`rollback_dropin`) gets a `[JAIL]` section with
+//!    `enabled = false`, written atomically; a file there that the daemon
+//!    did not write is never touched;
+//! 2. fail2ban restarts: through systemd (`RestartUnit`) when it runs as
+//!    its unit, otherwise by the configured reload command (server up) or
+//!    start command (server down), run without a shell;
+//! 3. the daemon probes until fail2ban answers with its jails settled, or
+//!    until `rollback_timeout`.
+//!
+//! The owner task only marks the start and the end (see
+//! [`crate::monitor::Input::RollbackStarted`]), so probing and the bus go on
+//! while a rollback waits.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use tokio::io::AsyncReadExt as _;
+use tokio::time::Instant;
+use zbus::Connection;
+
+use super::Handle;
+use super::systemd::{ManagerProxy, UnitProxy};
+use crate::bus::valid_jail_name;
+use crate::config;
+
+/// The first line of the drop-in; a file without it is not the daemon's.
+pub const MARKER: &str = "# Written by fail2ban-healthd";
+
+/// How a rollback is done.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The drop-in, the commands and the timeout.
+    pub rollback: config::Rollback,
+    /// fail2ban's systemd unit, or empty.
+    pub unit: String,
+}
+
+/// What a rollback did; the method's `a{sv}` answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The drop-in written.
+    pub dropin: PathBuf,
+    /// fail2ban was restarted (or reloaded, or started).
+    pub restarted: bool,
+    /// fail2ban answered afterwards.
+    pub online: bool,
+    /// Jails it reported then.
+    pub active_jails: u32,
+}
+
+/// Why a rollback failed; the text goes to the caller as `RollbackFailed`.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// The name is not one that may be written as a section.
+    #[error("{0:?} cannot be rolled back: it is not a jail name fail2ban-healthd writes")]
+    NotAJail(String),
+    /// Someone else's file is where the drop-in goes.
+    #[error(
+        "{} exists and was not written by fail2ban-healthd (its first line does not start with {MARKER:?}); \
+         it was left untouched and nothing was changed",
+        .0.display()
+    )]
+    Foreign(PathBuf),
+    /// Reading or writing the drop-in failed.
+    #[error("cannot write the drop-in {}: {source}; nothing was changed", path.display())]
+    Write {
+        /// The drop-in.
+        path: PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// The drop-in is in place but fail2ban did not restart.
+    #[error(
+        "the jail is disabled in {}, but restarting fail2ban failed: {why}",
+        path.display()
+    )]
+    Restart {
+        /// The drop-in.
+        path: PathBuf,
+        /// What went wrong.
+        why: String,
+    },
+}
+
+/// The drop-in's text with `jail` disabled, kept with the jails `existing`
+/// (the daemon's own earlier text) disables.
+///
+/// # Errors
+/// [`Failure::NotAJail`] for a name that is not a plain jail (fail2ban's
+/// `DEFAULT` and `INCLUDES` sections would disable or change every jail);
+/// [`Failure::Foreign`] when `existing` was not written by the daemon.
+pub fn dropin_text(existing: Option<&str>, jail: &str, path: &Path) -> Result<String, Failure> {
+    if !valid_jail_name(jail) || matches!(jail, "DEFAULT" | "INCLUDES") {
+        return Err(Failure::NotAJail(jail.to_owned()));
+    }
+    let mut jails: Vec<String> = Vec::new();
+    if let Some(text) = existing {
+        if !text.lines().next().is_some_and(|l| l.starts_with(MARKER)) {
+            return Err(Failure::Foreign(path.to_owned()));
+        }
+        for line in text.lines().map(str::trim) {
+            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                if valid_jail_name(name) && !jails.iter().any(|j| j == name) {
+                    jails.push(name.to_owned());
+                }
+            }
+        }
+    }
+    if !jails.iter().any(|j| j == jail) {
+        jails.push(jail.to_owned());
+    }
+    let mut text = format!(
+        "{MARKER}: jails rolled back after a failed activation.\n\
+         # fail2ban-healthd rewrites this file on every rollback. To enable a jail\n\
+         # again, fix it, delete its section here (or this file) and reload fail2ban.\n"
+    );
+    for j in &jails {
+        text.push_str(&format!("\n[{j}]\nenabled = false\n"));
+    }
+    Ok(text)
+}
+
+/// Writes the drop-in disabling `jail`.
+async fn write_dropin(path: PathBuf, jail: String) -> Result<PathBuf, Failure> {
+    tokio::task::spawn_blocking(move || {
+        let io = |source| Failure::Write {
+            path: path.clone(),
+            source,
+        };
+        let existing = match std::fs::read_to_string(&path) {
+            Ok(t) => Some(t),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io(e)),
+        };
+        let text = dropin_text(existing.as_deref(), &jail, &path)?;
+        if existing.as_deref() != Some(text.as_str()) {
+            crate::atomic::write(&path, text.as_bytes(), 0o644).map_err(io)?;
+        }
+        Ok(path)
+    })
+    .await
+    .map_err(|e| Failure::Write {
+        path: PathBuf::new(),
+        source: std::io::Error::other(e.to_string()),
+    })?
+}
+
+/// Whether fail2ban runs as `unit`: systemd knows it and it is not merely
+/// installed and switched off (running, failed, or enabled to run).
+async fn runs_as_unit(conn: &Connection, unit: &str) -> bool {
+    if unit.is_empty() {
+        return false;
+    }
+    let check = async {
+        let manager = ManagerProxy::new(conn).await?;
+        let path = manager.load_unit(unit).await?;
+        let u = UnitProxy::builder(conn)
+            .path(path)
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await?;
+        let loaded = u.load_state().await? == "loaded";
+        let state = u.active_state().await?;
+        let file_state = u.unit_file_state().await.unwrap_or_default();
+        zbus::Result::Ok(
+            loaded
+                && (state != "inactive"
+                    || file_state.starts_with("enabled")
+                    || file_state == "static"),
+        )
+    };
+    match tokio::time::timeout(Duration::from_secs(5), check).await {
+        Ok(Ok(yes)) => yes,
+        Ok(Err(e)) => {
+            tracing::debug!(unit, error = %e, "rollback_no_systemd_unit");
+            false
+        }
+        Err(_) => false,
+    }
+}
+
+/// Restarts `unit` and waits for systemd's job to end.
+async fn restart_unit(conn: &Connection, unit: &str, deadline: Instant) -> Result<(), String> {
+    let manager = ManagerProxy::new(conn).await.map_err(|e| e.to_string())?;
+    manager.subscribe().await.map_err(|e| e.to_string())?;
+    let mut removed = manager
+        .receive_job_removed()
+        .await
+        .map_err(|e| e.to_string())?;
+    // A failed unit may also have hit its start rate limit.
+    let _ = manager.reset_failed_unit(unit).await;
+    let job = manager
+        .restart_unit(unit, "replace")
+        .await
+        .map_err(|e| format!("systemd refused to restart {unit}: {e}"))?;
+    let wait = async {
+        while let Some(signal) = removed.next().await {
+            let Ok(args) = signal.args() else { continue };
+            if *args.job() == job {
+                return Some(args.result().clone());
+            }
+        }
+        None
+    };
+    match tokio::time::timeout_at(deadline, wait).await {
+        Ok(Some(result)) if result == "done" => Ok(()),
+        Ok(Some(result)) => Err(format!(
+            "systemd's restart job of {unit} ended with {result:?}"
+        )),
+        Ok(None) => Err("lost systemd's signals".into()),
+        Err(_) => Err(format!(
+            "systemd's restart job of {unit} did not end in time"
+        )),
+    }
+}
+
+/// Runs `argv` (no shell) and waits for it until `deadline`.
+async fn run_command(argv: &[String], deadline: Instant) -> Result<(), String> {
+    let Some((program, args)) = argv.split_first() else {
+        return Err("the command is empty".into());
+    };
+    let mut child = tokio::process::Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    // A server the command starts may keep the pipe open: read a bounded
+    // amount in the background, and stop reading once the command ends.
+    let mut stderr = child.stderr.take();
+    let reader = tokio::spawn(async move {
+        let mut out = Vec::new();
+        if let Some(s) = stderr.as_mut() {
+            let _ = s.take(16 * 1024).read_to_end(&mut out).await;
+        }
+        out
+    });
+    let status = match tokio::time::timeout_at(deadline, child.wait()).await {
+        Ok(Ok(status)) => status,
+        Ok(Err(e)) => return Err(format!("{program}: {e}")),
+        Err(_) => {
+            let _ = child.kill().await;
+            return Err(format!("{} did not finish in time", argv.join(" ")));
+        }
+    };
+    let output = tokio::time::timeout(Duration::from_millis(200), reader)
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    if status.success() {
+        return Ok(());
+    }
+    let text = String::from_utf8_lossy(&output);
+    let last = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
+    Err(format!(
+        "{} ended with {status}{}{last}",
+        argv.join(" "),
+        if last.is_empty() { "" } else { ": " }
+    ))
+}
+
+/// Probes until fail2ban answers and its jail list holds still for one
+/// probe (a starting server lists its jails shortly after it answers), or
+/// until `deadline`. Returns whether it answered and its jail count.
+async fn wait_for_fail2ban(daemon: &Handle, deadline: Instant) -> (bool, u32) {
+    const EVERY: Duration = Duration::from_millis(100);
+    const SETTLE_AT_MOST: Duration = Duration::from_secs(1);
+    let mut first_online: Option<Instant> = None;
+    let mut previous: Option<Vec<String>> = None;
+    loop {
+        let online = daemon.probe().await.unwrap_or(false);
+        let s = daemon.snapshot();
+        if online && s.online {
+            let names: Vec<String> = s.jails.iter().map(|j| j.name.clone()).collect();
+            let since = *first_online.get_or_insert_with(Instant::now);
+            if previous.as_ref() == Some(&names) && !names.is_empty()
+                || since.elapsed() >= SETTLE_AT_MOST
+            {
+                return (true, crate::bus::values::active_jails(&s));
+            }
+            previous = Some(names);
+        } else {
+            first_online = None;
+            previous = None;
+        }
+        if Instant::now() + EVERY >= deadline {
+            let s = daemon.snapshot();
+            return (s.online, crate::bus::values::active_jails(&s));
+        }
+        tokio::time::sleep(EVERY).await;
+    }
+}
+
+/// Rolls `jail` back; `uid` is the caller, for the journal.
+///
+/// # Errors
+/// A [`Failure`] saying what was and was not done.
+pub async fn perform(
+    settings: &Settings,
+    conn: &Connection,
+    daemon: &Handle,
+    jail: &str,
+    uid: u32,
+) -> Result<Outcome, Failure> {
+    let deadline = Instant::now() + settings.rollback.timeout;
+    let path = settings.rollback.dropin.clone();
+    tracing::warn!(jail, uid, dropin = %path.display(), "rollback_started");
+    let path = write_dropin(path, jail.to_owned()).await?;
+    let restart = if runs_as_unit(conn, &settings.unit).await {
+        tracing::info!(unit = %settings.unit, "rollback_restarting_unit");
+        restart_unit(conn, &settings.unit, deadline).await
+    } else {
+        let online = daemon.probe().await.unwrap_or(false);
+        let argv = if online {
+            &settings.rollback.reload_command
+        } else {
+            &settings.rollback.start_command
+        };
+        tracing::info!(command = %argv.join(" "), "rollback_running_command");
+        run_command(argv, deadline).await
+    };
+    if let Err(why) = restart {
+        return Err(Failure::Restart { path, why });
+    }
+    let (online, active_jails) = wait_for_fail2ban(daemon, deadline).await;
+    Ok(Outcome {
+        dropin: path,
+        restarted: true,
+        online,
+        active_jails,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p() -> PathBuf {
+        PathBuf::from("/etc/fail2ban/jail.d/zz.local")
+    }
+
+    #[test]
+    fn a_new_dropin_disables_only_the_jail() {
+        let t = dropin_text(None, "nginx-bad", &p()).unwrap();
+        assert!(t.starts_with(MARKER));
+        assert!(t.ends_with("\n[nginx-bad]\nenabled = false\n"), "{t}");
+        assert_eq!(t.matches('[').count(), 1);
+    }
+
+    #[test]
+    fn earlier_jails_are_kept_once() {
+        let first = dropin_text(None, "a", &p()).unwrap();
+        let second = dropin_text(Some(&first), "b", &p()).unwrap();
+        let third = dropin_text(Some(&second), "a", &p()).unwrap();
+        assert_eq!(second, third);
+        assert!(second.contains("\n[a]\nenabled = false\n\n[b]\nenabled = false\n"));
+    }
+
+    #[test]
+    fn a_foreign_file_is_refused() {
+        let e = dropin_text(Some("[sshd]\nenabled = true\n"), "a", &p()).unwrap_err();
+        assert!(matches!(e, Failure::Foreign(_)), "{e}");
+        assert!(e.to_string().contains("left untouched"));
+    }
+
+    #[test]
+    fn special_sections_are_refused() {
+        for name in ["DEFAULT", "INCLUDES", "", "a]b", "x\n[y"] {
+            assert!(
+                matches!(dropin_text(None, name, &p()), Err(Failure::NotAJail(_))),
+                "{name:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,320 @@
+//! `Rollback()` against a real fail2ban-server with real broken jails, on a
+//! private system-type bus, called through zbus and through the
+//! command-line client.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use common::Fail2ban;
+use common::bus::{Daemon, PrivateBus, get, proxy};
+use fail2ban_healthd::bus::proxy::Health1Proxy;
+use fail2ban_healthd::daemon::rollback::MARKER;
+use nix::sys::signal::Signal;
+use zbus::OwnedVariant;
+
+const DROPIN: &str = "zz-fail2ban-healthd-rollback.local";
+
+fn dropin(server: &Fail2ban) -> PathBuf {
+    server.dir().join("conf/jail.d").join(DROPIN)
+}
+
+/// The daemon on `bus` with rollbacks aimed at `server`'s private
+/// configuration; `reload` and `start` replace the commands when given.
+async fn daemon(
+    bus: &PrivateBus,
+    server: &Fail2ban,
+    reload: Option<&str>,
+    start: Option<&str>,
+) -> Daemon {
+    let reload = reload.map_or_else(|| server.client_command("reload"), str::to_owned);
+    let start = start.map_or_else(|| server.client_command("start"), str::to_owned);
+    let dropin = dropin(server);
+    Daemon::start(
+        bus,
+        &server.socket,
+        &[
+            "--probe-interval",
+            "1m",
+            "--crash-window",
+            "60s",
+            "--jail-start-grace",
+            "1s",
+            "--watch-interval",
+            "200ms",
+            "--rollback-timeout",
+            "20s",
+            "--rollback-dropin",
+            dropin.to_str().unwrap(),
+            "--fail2ban-reload-command",
+            &reload,
+            "--fail2ban-start-command",
+            &start,
+        ],
+        &[],
+    )
+    .await
+}
+
+async fn record_when(
+    p: &Health1Proxy<'_>,
+    what: &str,
+    cond: impl Fn(&HashMap<String, OwnedVariant>) -> bool,
+) -> HashMap<String, OwnedVariant> {
+    let start = Instant::now();
+    loop {
+        let r = p.pending_recovery().await.unwrap();
+        if cond(&r) {
+            return r;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {what}: {r:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn error_name(e: &zbus::Error) -> String {
+    match e {
+        zbus::Error::MethodError(name, _, _) => name.as_str().to_owned(),
+        other => format!("{other}"),
+    }
+}
+
+/// The client binary with `args` on `bus`, optionally as uid 65534.
+fn client(bus: &PrivateBus, as_nobody: bool, args: &[&str]) -> Output {
+    let exe = env!("CARGO_BIN_EXE_fail2ban-healthd");
+    let mut cmd = if as_nobody {
+        let mut c = std::process::Command::new(common::require_program("setpriv", "util-linux"));
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", exe]);
+        c
+    } else {
+        std::process::Command::new(exe)
+    };
+    cmd.args(args)
+        .args(["--bus-address", &bus.address])
+        .output()
+        .unwrap()
+}
+
+fn jails_of(server: &Fail2ban) -> Vec<String> {
+    let mut names = server.jail_names().unwrap();
+    names.sort();
+    names
+}
+
+fn assert_disables_only(path: &Path, jails: &[&str]) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.starts_with(MARKER), "{text}");
+    let sections: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix('[').and_then(|l| l.strip_suffix(']')))
+        .collect();
+    assert_eq!(sections, jails, "{text}");
+    assert_eq!(
+        text.matches("enabled = false").count(),
+        jails.len(),
+        "{text}"
+    );
+    assert!(!text.contains("enabled = true"));
+}
+
+/// The story: a jail whose log file is missing makes fail2ban exit
+/// 255 at its restart; the crash is attributed, `Rollback` disables that
+/// jail alone and starts fail2ban again with the others.
+#[tokio::test]
+async fn a_jail_that_kills_fail2ban_is_rolled_back_and_fail2ban_returns() {
+    let mut server = Fail2ban::start();
+    let bus = PrivateBus::start();
+    let d = daemon(&bus, &server, None, None).await;
+    let (_c, p) = proxy(&bus).await;
+    assert!(p.probe().await.unwrap());
+
+    // The web UI enables "gamma", whose log file does not exist, and
+    // restarts fail2ban.
+    server.write_jail_d(
+        "gamma",
+        &format!(
+            "[gamma]\nenabled = true\nfilter = t\naction = t\nlogpath = {}/log/missing.log\n",
+            server.dir().display()
+        ),
+    );
+    p.register_activation("gamma").await.unwrap();
+    server.signal_and_wait(Signal::SIGTERM);
+    assert_eq!(server.spawn_expecting_exit(), Some(255));
+    let r = record_when(&p, "a cause-1 record", |r| !r.is_empty()).await;
+    assert_eq!(get::<String>(&r, "JailName"), "gamma");
+    assert_eq!(get::<u32>(&r, "Cause"), 1);
+    assert!(!get::<bool>(&r, "RolledBack"));
+    assert!(!p.online().await.unwrap());
+
+    // Rolled back through the command-line client, as root.
+    let out = client(&bus, false, &["rollback", "--json"]);
+    assert!(out.status.success(), "{out:?}\n{}", d.log_text());
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer["jail"], "gamma");
+    assert_eq!(answer["restarted"], true);
+    assert_eq!(answer["online"], true);
+    assert_eq!(answer["active_jails"], 2);
+    assert_eq!(
+        answer["dropin_path"],
+        dropin(&server).display().to_string().as_str()
+    );
+    assert_disables_only(&dropin(&server), &["gamma"]);
+    assert_eq!(jails_of(&server), ["alpha", "beta"]);
+    // The web UI's own file is untouched.
+    assert!(
+        std::fs::read_to_string(server.dir().join("conf/jail.d/gamma.local"))
+            .unwrap()
+            .contains("enabled = true")
+    );
+
+    let r = record_when(&p, "the record rolled back and recovered", |r| {
+        get::<bool>(r, "RolledBack") && get::<bool>(r, "Recovered")
+    })
+    .await;
+    assert_eq!(get::<String>(&r, "JailName"), "gamma");
+    assert!(p.online().await.unwrap());
+    assert_eq!(p.active_jails().await.unwrap(), 2);
+
+    // A second rollback has nothing to do.
+    let e = p.rollback().await.unwrap_err();
+    assert_eq!(
+        error_name(&e),
+        "org.fail2ban_healthd.Health1.Error.NoPendingRecovery"
+    );
+    let log = d.log_text();
+    assert!(log.contains("rollback_started"), "{log}");
+    assert!(log.contains("uid=0"), "{log}");
+}
+
+/// An invalid failregex noticed only by the server: on reload, every jail
+/// that ran stops (cause 3). The rollback reloads without the bad jail and
+/// the vanished jails come back.
+#[tokio::test]
+async fn vanished_jails_come_back_after_a_rollback_by_reload() {
+    let server = Fail2ban::start();
+    let bus = PrivateBus::start();
+    let d = daemon(&bus, &server, None, None).await;
+    let (_c, p) = proxy(&bus).await;
+    assert!(p.probe().await.unwrap());
+    std::fs::write(
+        server.dir().join("conf/filter.d/bad.conf"),
+        "[Definition]\nfailregex = ^(unclosed <HOST>\ndatepattern = {NONE}\n",
+    )
+    .unwrap();
+    std::fs::File::create(server.dir().join("log/delta.log")).unwrap();
+    server.write_jail_d(
+        "delta",
+        &format!(
+            "[delta]\nenabled = true\nfilter = bad\naction = t\nlogpath = {}/log/delta.log\n",
+            server.dir().display()
+        ),
+    );
+    p.register_activation("delta").await.unwrap();
+    // The client reports NOK; the server stays up without its jails.
+    let out = std::process::Command::new(common::require_program("fail2ban-client", "fail2ban"))
+        .args(server.client_command("reload").split_whitespace().skip(1))
+        .output()
+        .unwrap();
+    drop(out);
+    let r = record_when(&p, "a cause-3 record", |r| !r.is_empty()).await;
+    assert_eq!(get::<u32>(&r, "Cause"), 3, "{r:?}");
+    assert_eq!(get::<String>(&r, "JailName"), "delta");
+    let mut vanished = get::<Vec<String>>(&r, "VanishedJails");
+    vanished.sort();
+    assert_eq!(vanished, ["alpha", "beta"]);
+
+    let answer = p.rollback().await.unwrap();
+    assert!(get::<bool>(&answer, "Restarted"));
+    assert!(get::<bool>(&answer, "Online"));
+    assert_eq!(get::<u32>(&answer, "ActiveJails"), 2, "{}", d.log_text());
+    assert_eq!(jails_of(&server), ["alpha", "beta"]);
+    assert_disables_only(&dropin(&server), &["delta"]);
+    record_when(&p, "the record resolved", |r| {
+        get::<bool>(r, "Recovered") && get::<bool>(r, "RolledBack")
+    })
+    .await;
+}
+
+/// Who may not, and what cannot be done: nothing is written, the record
+/// stays, and a rollback that failed can be tried again.
+#[tokio::test]
+async fn refused_and_failed_rollbacks_change_nothing_they_should_not() {
+    let server = Fail2ban::start();
+    let bus = PrivateBus::start();
+    // A reload command the test controls: failing first, working later.
+    let script = server.dir().join("reload.sh");
+    std::fs::write(&script, "echo 'no way to reload here' >&2\nexit 3\n").unwrap();
+    let reload = format!("/bin/sh {}", script.display());
+    let d = daemon(&bus, &server, Some(&reload), None).await;
+    let (_c, p) = proxy(&bus).await;
+    assert!(p.probe().await.unwrap());
+
+    // No record yet.
+    let e = p.rollback().await.unwrap_err();
+    assert_eq!(
+        error_name(&e),
+        "org.fail2ban_healthd.Health1.Error.NoPendingRecovery"
+    );
+
+    // A jail that never starts: cause 2.
+    p.register_activation("gamma").await.unwrap();
+    record_when(&p, "a cause-2 record", |r| !r.is_empty()).await;
+
+    // Not a manager: refused with advice, nothing written.
+    let out = client(&bus, true, &["rollback"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("NotAuthorized"), "{err}");
+    assert!(err.contains("sudo"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(!dropin(&server).exists());
+
+    // Someone else's file where the drop-in goes: left as it is.
+    std::fs::write(dropin(&server), "[sshd]\nenabled = true\n").unwrap();
+    let e = p.rollback().await.unwrap_err();
+    assert_eq!(
+        error_name(&e),
+        "org.fail2ban_healthd.Health1.Error.RollbackFailed"
+    );
+    assert!(e.to_string().contains("left untouched"), "{e}");
+    assert_eq!(
+        std::fs::read_to_string(dropin(&server)).unwrap(),
+        "[sshd]\nenabled = true\n"
+    );
+    std::fs::remove_file(dropin(&server)).unwrap();
+
+    // The reload fails: the caller learns why; the record is not marked.
+    let e = p.rollback().await.unwrap_err();
+    assert_eq!(
+        error_name(&e),
+        "org.fail2ban_healthd.Health1.Error.RollbackFailed"
+    );
+    assert!(e.to_string().contains("no way to reload here"), "{e}");
+    assert!(!get::<bool>(
+        &p.pending_recovery().await.unwrap(),
+        "RolledBack"
+    ));
+
+    // Fixed, it works on the next try, and the jail is not expected any
+    // more: the record resolves.
+    std::fs::write(
+        &script,
+        format!("exec {}\n", server.client_command("reload")),
+    )
+    .unwrap();
+    let answer = p.rollback().await.unwrap();
+    assert!(get::<bool>(&answer, "Online"), "{}", d.log_text());
+    assert_disables_only(&dropin(&server), &["gamma"]);
+    record_when(&p, "the record resolved", |r| {
+        get::<bool>(r, "Recovered") && get::<bool>(r, "RolledBack")
+    })
+    .await;
+    assert_eq!(jails_of(&server), ["alpha", "beta"]);
+}
