@@ -648,3 +648,124 @@ fn a_closed_idle_connection_never_probes_back_to_back() {
     // 50 ms after the end of the last probe at the earliest.
     assert!((s.next_probe() - 0.05).abs() < 1e-9);
 }
+
+#[test]
+fn a_clean_stop_gives_way_to_the_failure_after_it() {
+    use fail2ban_healthd::monitor::UnitExit;
+    let stop = UnitExit {
+        result: "success".into(),
+        exit_status: 0,
+    };
+    let failure = UnitExit {
+        result: "exit-code".into(),
+        exit_status: 255,
+    };
+    // `systemctl restart`: the clean stop first, then the new start fails.
+    let mut s = crash_at(5.0);
+    s.m.handle_input(s.now, Input::UnitStopped(stop.clone()))
+        .unwrap();
+    s.finish(Err(OfflineReason::SocketMissing));
+    let exit = |s: &Sim| s.m.snapshot().pending_recovery.clone().unwrap().unit_exit;
+    assert_eq!(exit(&s), Some(stop.clone()));
+    s.m.handle_input(s.now, Input::UnitStopped(failure.clone()))
+        .unwrap();
+    assert_eq!(exit(&s), Some(failure.clone()));
+    // A failure is never replaced, by a stop or by another failure.
+    s.m.handle_input(s.now, Input::UnitStopped(stop)).unwrap();
+    assert_eq!(exit(&s), Some(failure));
+}
+
+#[test]
+fn a_rollback_runs_once_at_a_time_and_marks_the_record_once() {
+    use fail2ban_healthd::monitor::Refusal;
+    let mut s = Sim::new();
+    s.probe(online(&["alpha"]));
+    assert_eq!(
+        s.m.handle_input(s.now, Input::RollbackStarted),
+        Err(Refusal::NoPendingRecovery)
+    );
+    // A jail that never runs: cause 2.
+    s.activate("gamma");
+    s.at(6.0);
+    s.probe(online(&["alpha"]));
+    assert_eq!(
+        s.m.snapshot()
+            .pending_recovery
+            .as_ref()
+            .unwrap()
+            .cause
+            .code(),
+        2
+    );
+
+    s.m.handle_input(s.now, Input::RollbackStarted).unwrap();
+    assert_eq!(
+        s.m.handle_input(s.now, Input::RollbackStarted),
+        Err(Refusal::RollbackRunning)
+    );
+    // A failed rollback leaves the record as it was and may be retried.
+    s.m.handle_input(
+        s.now,
+        Input::RollbackFinished {
+            jail: "gamma".into(),
+            done: false,
+        },
+    )
+    .unwrap();
+    let r = s.m.snapshot().pending_recovery.clone().unwrap();
+    assert!(!r.rolled_back && !r.recovered());
+    s.m.handle_input(s.now, Input::RollbackStarted).unwrap();
+    s.m.handle_input(
+        s.now,
+        Input::RollbackFinished {
+            jail: "gamma".into(),
+            done: true,
+        },
+    )
+    .unwrap();
+    // Marked, a probe is due at once, and the disabled jail is no longer
+    // expected: the next online probe resolves the record.
+    assert!(
+        s.m.snapshot()
+            .pending_recovery
+            .as_ref()
+            .unwrap()
+            .rolled_back
+    );
+    assert_eq!(s.next_probe(), 6.0);
+    s.finish(online(&["alpha"]));
+    assert!(
+        s.m.snapshot()
+            .pending_recovery
+            .as_ref()
+            .unwrap()
+            .recovered()
+    );
+    assert_eq!(
+        s.m.handle_input(s.now, Input::RollbackStarted),
+        Err(Refusal::RolledBackAlready)
+    );
+}
+
+#[test]
+fn a_rollback_for_another_jail_marks_nothing() {
+    let mut s = crash_at(5.0);
+    s.finish(Err(OfflineReason::ConnectionRefused));
+    s.m.handle_input(s.now, Input::RollbackStarted).unwrap();
+    // Meanwhile the record was dismissed and another took its place.
+    s.m.handle_input(
+        s.now,
+        Input::RollbackFinished {
+            jail: "someone-else".into(),
+            done: true,
+        },
+    )
+    .unwrap();
+    assert!(
+        !s.m.snapshot()
+            .pending_recovery
+            .as_ref()
+            .unwrap()
+            .rolled_back
+    );
+}

@@ -188,7 +188,11 @@ async fn runs_as_unit(conn: &Connection, unit: &str) -> bool {
 /// Restarts `unit` and waits for systemd's job to end.
 async fn restart_unit(conn: &Connection, unit: &str, deadline: Instant) -> Result<(), String> {
     let manager = ManagerProxy::new(conn).await.map_err(|e| e.to_string())?;
-    manager.subscribe().await.map_err(|e| e.to_string())?;
+    // The unit watch may have subscribed this connection already
+    // (AlreadySubscribed): either way systemd sends the job's end.
+    if let Err(e) = manager.subscribe().await {
+        tracing::debug!(error = %e, "systemd_subscribe");
+    }
     let mut removed = manager
         .receive_job_removed()
         .await

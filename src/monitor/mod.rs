@@ -373,9 +373,13 @@ impl Monitor {
             }
             Input::UnitStopped(exit) => {
                 let attached = match self.snapshot.pending_recovery.as_mut() {
+                    // A clean stop (a restart's) gives way to the failure
+                    // that follows it, which says more.
                     Some(r)
                         if !r.recovered()
-                            && r.unit_exit.is_none()
+                            && r.unit_exit.as_ref().is_none_or(|u| {
+                                u.result == "success" && exit.result != "success"
+                            })
                             && matches!(r.cause, Cause::WentOffline(_)) =>
                     {
                         r.unit_exit = Some(exit.clone());

@@ -111,6 +111,42 @@ systemctl start fail2ban
 check "fail2ban back: the record is resolved" until_ok 20 sh -c \
     "busctl --system get-property $NAME $OBJ $NAME PendingRecovery | grep -q '\"Recovered\" b true'"
 
+# Rollback through systemd: a jail whose log file is missing makes
+# fail2ban exit 255 at its restart; Rollback disables it in the daemon's
+# drop-in and restarts the unit with RestartUnit.
+DROPIN=/etc/fail2ban/jail.d/zz-fail2ban-healthd-rollback.local
+busctl --system call $NAME $OBJ $NAME DismissRecovery >/dev/null 2>&1
+printf '[gamma]\nenabled = true\nfilter = healthd-test\naction = healthd-test\nlogpath = /var/log/healthd-test/missing.log\n' > /etc/fail2ban/jail.d/gamma.local
+out=$(fail2ban-healthd activate gamma 2>&1)
+if echo "$out" | grep -q "registered the activation of gamma"; then pass "the client registers an activation"; else fail "the client registers an activation" "$out"; fi
+systemctl restart fail2ban
+check "the broken jail takes fail2ban down (unit failed)" until_ok 20 sh -c '[ "$(systemctl is-active fail2ban)" = failed ]'
+check "the crash is attributed to gamma" until_ok 15 sh -c \
+    "busctl --system get-property $NAME $OBJ $NAME PendingRecovery | grep -q '\"JailName\" s \"gamma\"'"
+out=$(as_nobody fail2ban-healthd rollback 2>&1); rc=$?
+if [ $rc -eq 1 ] && echo "$out" | grep -q "NotAuthorized" && [ ! -e $DROPIN ]; then pass "uid 65534 may not roll back; nothing written"; else fail "uid 65534 may not roll back" "rc=$rc $out"; fi
+out=$(fail2ban-healthd rollback --json 2>&1); rc=$?
+echo "rollback: $out"
+if [ $rc -eq 0 ] && echo "$out" | grep -q '"online":true' && echo "$out" | grep -q '"active_jails":2' && echo "$out" | grep -q '"restarted":true'; then
+    pass "Rollback restarts fail2ban through systemd, online with 2 jails"
+else
+    fail "Rollback restarts fail2ban through systemd" "rc=$rc $out"
+fi
+check "fail2ban's unit is active again" systemctl is-active --quiet fail2ban
+check "the drop-in disables gamma only" sh -c \
+    "head -1 $DROPIN | grep -q '^# Written by fail2ban-healthd' && [ \"\$(grep -c '^\[' $DROPIN)\" = 1 ] && grep -A1 -x '\[gamma\]' $DROPIN | grep -qx 'enabled = false'"
+check "the restart went through systemd (RestartUnit)" sh -c \
+    'journalctl -u fail2ban-healthd -o json --no-pager | grep -q "\"MESSAGE\":\"rollback_restarting_unit\""'
+check "the journal names the caller and the jail" sh -c \
+    'journalctl -u fail2ban-healthd -o json --no-pager | grep "\"MESSAGE\":\"rollback_started\"" | grep "\"JAIL\":\"gamma\"" | grep -q "\"UID\":\"0\""'
+check "the record is rolled back and resolved" until_ok 10 sh -c \
+    "busctl --system get-property $NAME $OBJ $NAME PendingRecovery | grep -q '\"RolledBack\" b true' && busctl --system get-property $NAME $OBJ $NAME PendingRecovery | grep -q '\"Recovered\" b true'"
+out=$(fail2ban-healthd rollback 2>&1)
+if echo "$out" | grep -q NoPendingRecovery; then pass "a second rollback has nothing to do"; else fail "a second rollback has nothing to do" "$out"; fi
+out=$(fail2ban-healthd status 2>&1)
+echo "$out" | sed 's/^/status: /'
+if echo "$out" | grep -q 'online, version'; then pass "status shows fail2ban online"; else fail "status shows fail2ban online" "$out"; fi
+
 pid=$(systemctl show -P MainPID fail2ban-healthd)
 kill -STOP "$pid"
 check "a frozen daemon is killed by the watchdog" until_ok 20 sh -c \
