@@ -30,7 +30,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then sudo=(); else sudo=(sudo); fi
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null \
         || die "could not install ${missing[*]}; install them and run the demo again"
-    # The package's own fail2ban service is not part of the demo.
+    echo "demo: (Debian starts its own fail2ban service on install; the demo does not use it)"
 fi
 
 if [ -n "${FAIL2BAN_HEALTHD:-}" ]; then
@@ -110,7 +110,7 @@ EOF
 dbus-daemon --session --address="$BUS" --nofork --nopidfile --nosyslog >"$T/bus.log" 2>&1 &
 pids+=($!)
 "${F2B[@]}" start >/dev/null
-"$bin" run --bus-address "$BUS" --socket "$SOCK" --state-file "$T/state.json" \
+env -u INVOCATION_ID "$bin" run --bus-address "$BUS" --socket "$SOCK" --state-file "$T/state.json" \
     --log stderr --manage-group "$(id -gn)" --fail2ban-unit "" \
     --probe-interval 5s --crash-window 60s --jail-start-grace 2s \
     --rollback-dropin "$T/conf/jail.d/zz-fail2ban-healthd-rollback.local" \
@@ -125,7 +125,7 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 [ $rc -ne 2 ] || die "the daemon did not start: $(tail -n 5 "$T/daemon.log")"
-client watch 2>/dev/null | sed -u 's/^/    [signal] /' &
+client watch 2>/dev/null > >(sed -u 's/^/    [signal] /') &
 pids+=($!)
 sleep 0.5
 
@@ -147,7 +147,7 @@ printf '[gamma]\nenabled = true\nlogpath = %s/log/gamma-missing.log\n' "$T" > "$
 client activate gamma
 "${F2B[@]}" stop >/dev/null 2>&1 || true
 rc=0
-fail2ban-server -f -x -c "$T/conf" -s "$SOCK" -p "$T/run/fail2ban.pid" start >/dev/null 2>&1 || rc=$?
+timeout 20 fail2ban-server -f -x -c "$T/conf" -s "$SOCK" -p "$T/run/fail2ban.pid" start >/dev/null 2>&1 || rc=$?
 echo "    (fail2ban-server exited with status $rc: the jail is broken)"
 for _ in $(seq 100); do
     out=$(client status --json 2>/dev/null || true)

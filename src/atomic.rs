@@ -6,9 +6,14 @@ use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
-/// Writes `bytes` to `<path>.tmp` with permissions `mode`, syncs it,
-/// renames it over `path` and syncs the directory. The directory must
-/// exist.
+/// Writes `bytes` to a new temporary file beside `path` with permissions
+/// `mode`, syncs it, renames it over `path` and syncs the directory. The
+/// directory must exist.
+///
+/// The temporary file is created exclusively (`O_EXCL`, which never
+/// follows a symbolic link), so a link planted at its name by someone who
+/// may write the directory makes the write fail instead of redirecting it;
+/// the rename replaces a link at `path` itself, never its target.
 ///
 /// # Errors
 /// Any failure of those steps; `path` is then untouched and the temporary
@@ -19,15 +24,19 @@ pub fn write(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
         _ => Path::new("."),
     };
     let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
+    tmp.push(format!(".tmp-{}", std::process::id()));
     let tmp = PathBuf::from(tmp);
+    // One left by a crash of this same pid: removing it removes a link,
+    // not what a link points to.
+    let _ = fs::remove_file(&tmp);
+    let mut created = false;
     let result = (|| {
         let mut f = fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(mode)
             .open(&tmp)?;
+        created = true;
         f.write_all(bytes)?;
         // The mode given at creation is reduced by the umask; a file that
         // others must read gets its mode exactly.
@@ -37,7 +46,7 @@ pub fn write(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
         fs::rename(&tmp, path)?;
         fs::File::open(dir)?.sync_all()
     })();
-    if result.is_err() {
+    if result.is_err() && created {
         let _ = fs::remove_file(&tmp);
     }
     result
@@ -60,6 +69,18 @@ mod tests {
             0o644
         );
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_link_at_the_target_is_replaced_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, "keep").unwrap();
+        let p = dir.path().join("f.prom");
+        std::os::unix::fs::symlink(&victim, &p).unwrap();
+        write(&p, b"new", 0o644).unwrap();
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "keep");
+        assert!(!fs::symlink_metadata(&p).unwrap().file_type().is_symlink());
     }
 
     #[test]

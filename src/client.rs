@@ -216,14 +216,30 @@ struct Status {
     socket: String,
 }
 
-async fn read_status(p: &Health1Proxy<'_>) -> zbus::Result<Status> {
+/// All properties in one `GetAll`, so that they come from one moment.
+async fn read_status(conn: &zbus::Connection) -> zbus::Result<Status> {
+    let props = zbus::fdo::PropertiesProxy::builder(conn)
+        .destination(NAME)
+        .path(PATH)
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await?;
+    let interface = zbus::names::InterfaceName::try_from(INTERFACE)?;
+    let all: Dict = props.get_all(interface).await?;
+    let take = |key: &str| -> zbus::Result<OwnedVariant> {
+        all.get(key)
+            .ok_or_else(|| zbus::Error::Failure(format!("the daemon did not send {key}")))?
+            .try_clone()
+    };
+    fn typed<T: TryFrom<OwnedVariant>>(key: &str, v: OwnedVariant) -> zbus::Result<T> {
+        T::try_from(v).map_err(|_| zbus::Error::Failure(format!("{key} has an unexpected type")))
+    }
+    let jails: Vec<(String, u32, u32, u32, u32)> = typed("Jails", take("Jails")?)?;
     Ok(Status {
-        online: p.online().await?,
-        reason: p.offline_reason().await?,
-        version: p.version().await?,
-        jails: p
-            .jails()
-            .await?
+        online: typed("Online", take("Online")?)?,
+        reason: typed("OfflineReason", take("OfflineReason")?)?,
+        version: typed("Version", take("Version")?)?,
+        jails: jails
             .into_iter()
             .map(|(name, cf, tf, cb, tb)| JailStats {
                 name,
@@ -233,12 +249,12 @@ async fn read_status(p: &Health1Proxy<'_>) -> zbus::Result<Status> {
                 total_banned: tb,
             })
             .collect(),
-        last_probe: p.last_probe_timestamp().await?,
-        activation: p.last_activation().await?,
-        record: p.pending_recovery().await?,
-        interval: p.probe_interval_usec().await?,
-        window: p.crash_window_usec().await?,
-        socket: p.socket_path().await?,
+        last_probe: typed("LastProbeTimestamp", take("LastProbeTimestamp")?)?,
+        activation: typed("LastActivation", take("LastActivation")?)?,
+        record: typed("PendingRecovery", take("PendingRecovery")?)?,
+        interval: typed("ProbeIntervalUSec", take("ProbeIntervalUSec")?)?,
+        window: typed("CrashWindowUSec", take("CrashWindowUSec")?)?,
+        socket: typed("SocketPath", take("SocketPath")?)?,
     })
 }
 
@@ -371,8 +387,8 @@ fn status_text(s: &Status) -> String {
 /// # Errors
 /// The daemon could not be asked.
 pub async fn status(bus: &BusArgs, as_json: bool) -> Result<u8, Failure> {
-    let (_conn, p) = connect(bus).await?;
-    let s = read_status(&p).await.map_err(|e| call_failed(bus, e))?;
+    let (conn, _p) = connect(bus).await?;
+    let s = read_status(&conn).await.map_err(|e| call_failed(bus, e))?;
     if as_json {
         println!("{}", status_json(&s));
     } else {
@@ -539,12 +555,7 @@ pub async fn dismiss(bus: &BusArgs) -> Result<u8, Failure> {
 pub async fn rollback(bus: &BusArgs, as_json: bool) -> Result<u8, Failure> {
     let (_conn, p) = connect(bus).await?;
     let result = p.rollback().await.map_err(|e| call_failed(bus, e))?;
-    let jail = p
-        .pending_recovery()
-        .await
-        .ok()
-        .and_then(|r| field::<&str>(&r, "JailName").map(str::to_owned))
-        .unwrap_or_default();
+    let jail = field::<&str>(&result, "JailName").unwrap_or("").to_owned();
     let online = field::<bool>(&result, "Online").unwrap_or(false);
     let jails = field::<u32>(&result, "ActiveJails").unwrap_or(0);
     let dropin = field::<&str>(&result, "DropInPath").unwrap_or("");
@@ -564,7 +575,10 @@ pub async fn rollback(bus: &BusArgs, as_json: bool) -> Result<u8, Failure> {
         if online {
             println!("fail2ban restarted and online with {jails} jails");
         } else {
-            println!("fail2ban restarted but NOT answering yet");
+            println!(
+                "fail2ban restarted but NOT answering: the rollback can be tried again \
+                 (fail2ban-healthd status; journalctl -u fail2ban)"
+            );
         }
     }
     Ok(if online { 0 } else { 1 })

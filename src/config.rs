@@ -380,13 +380,12 @@ impl Config {
                 .as_deref()
                 .unwrap_or(DEFAULT_ROLLBACK_DROPIN),
         )?;
-        if !dropin.to_string_lossy().ends_with(".local")
-            && !dropin.to_string_lossy().ends_with(".conf")
-        {
+        if !dropin.to_string_lossy().ends_with(".local") {
             return Err(bad(
                 "rollback_dropin",
                 format!(
-                    "{:?} does not end in .local or .conf, so fail2ban would not read it",
+                    "{:?} does not end in .local: fail2ban reads jail.d/*.local last, so only \
+                     there does enabled = false win",
                     dropin.display()
                 ),
             ));
@@ -413,6 +412,14 @@ impl Config {
         };
         let metrics_file = match raw.metrics_file.as_deref() {
             None | Some("") => None,
+            Some(p) if !p.ends_with(".prom") => {
+                return Err(bad(
+                    "metrics_file",
+                    format!(
+                        "{p:?} does not end in .prom, which node_exporter's textfile collector requires"
+                    ),
+                ));
+            }
             Some(p) => Some(file_path("metrics_file", p)?),
         };
         let fail2ban_unit = raw

@@ -105,21 +105,20 @@ pub fn render(s: &Snapshot, probe_duration: Option<Duration>) -> String {
         &mut out,
         "fail2ban_healthd_pending_recovery",
         "gauge",
-        "1 while a failure attributed to an activation has not cleared.",
+        "1 while a failure attributed to an activation (label jail) has not cleared.",
     );
-    match &s.pending_recovery {
-        Some(r) => {
-            let _ = writeln!(
-                out,
-                "fail2ban_healthd_pending_recovery{{jail=\"{}\",cause=\"{}\",rolled_back=\"{}\"}} {}",
-                label(&r.jail_name),
-                r.cause.code(),
-                r.rolled_back,
-                u8::from(!r.recovered())
-            );
-        }
-        None => out.push_str("fail2ban_healthd_pending_recovery 0\n"),
-    }
+    // One label set whatever happens, so a series does not come and go:
+    // the jail is empty while there is no record.
+    let (jail, pending) = s
+        .pending_recovery
+        .as_ref()
+        .map_or(("", false), |r| (r.jail_name.as_str(), !r.recovered()));
+    let _ = writeln!(
+        out,
+        "fail2ban_healthd_pending_recovery{{jail=\"{}\"}} {}",
+        label(jail),
+        u8::from(pending)
+    );
     header(
         &mut out,
         "fail2ban_healthd_probe_duration_seconds",
@@ -158,7 +157,7 @@ mod tests {
         let text = render(&Snapshot::default(), None);
         assert!(text.contains("\nfail2ban_up 0\n"), "{text}");
         assert!(text.contains("\nfail2ban_healthd_offline_reason 1\n"));
-        assert!(text.contains("\nfail2ban_healthd_pending_recovery 0\n"));
+        assert!(text.contains("\nfail2ban_healthd_pending_recovery{jail=\"\"} 0\n"));
         assert!(text.contains("\nfail2ban_healthd_last_probe_timestamp_seconds 0\n"));
         assert!(text.ends_with('\n'));
     }

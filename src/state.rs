@@ -330,7 +330,8 @@ mod tests {
         assert_eq!(load(&path).unwrap(), Some(sample()));
         save(&path, &Memory::default()).unwrap();
         assert_eq!(load(&path).unwrap(), Some(Memory::default()));
-        assert!(!dir.path().join("sub/state.json.tmp").exists());
+        // Only the file itself: no temporary file is left.
+        assert_eq!(fs::read_dir(dir.path().join("sub")).unwrap().count(), 1);
         fs::write(&path, b"garbage").unwrap();
         assert!(matches!(load(&path), Err(LoadError::Invalid { .. })));
         let aside = quarantine(&path, Utc::now()).unwrap();

@@ -318,3 +318,46 @@ async fn refused_and_failed_rollbacks_change_nothing_they_should_not() {
     .await;
     assert_eq!(jails_of(&server), ["alpha", "beta"]);
 }
+
+/// A rollback after which fail2ban still does not answer says so, leaves
+/// the record not rolled back, and may be tried again.
+#[tokio::test]
+async fn a_rollback_after_which_fail2ban_stays_down_can_be_tried_again() {
+    let mut server = Fail2ban::start();
+    let bus = PrivateBus::start();
+    let dropin = dropin(&server);
+    let d = Daemon::start(
+        &bus,
+        &server.socket,
+        &[
+            "--crash-window",
+            "60s",
+            "--rollback-timeout",
+            "2s",
+            "--rollback-dropin",
+            dropin.to_str().unwrap(),
+            // Succeeds, and starts nothing.
+            "--fail2ban-start-command",
+            "/bin/true",
+        ],
+        &[],
+    )
+    .await;
+    let (_c, p) = proxy(&bus).await;
+    assert!(p.probe().await.unwrap());
+    p.register_activation("gamma").await.unwrap();
+    server.signal_and_wait(Signal::SIGKILL);
+    record_when(&p, "a cause-1 record", |r| !r.is_empty()).await;
+
+    for _ in 0..2 {
+        let out = client(&bus, false, &["rollback"]);
+        assert_eq!(out.status.code(), Some(1), "{out:?}\n{}", d.log_text());
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("rolled back gamma"), "{text}");
+        assert!(text.contains("NOT answering"), "{text}");
+        let r = p.pending_recovery().await.unwrap();
+        assert!(!get::<bool>(&r, "RolledBack"), "{r:?}");
+        assert!(!get::<bool>(&r, "Recovered"));
+    }
+    assert_disables_only(&dropin, &["gamma"]);
+}

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
 use fail2ban_healthd::health::{JailStats, OfflineReason, ServerStatus};
-use fail2ban_healthd::monitor::{Cause, Event, Input, Monitor, Now, Refusal, Timing};
+use fail2ban_healthd::monitor::{Activation, Cause, Event, Input, Monitor, Now, Refusal, Timing};
 
 fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s)
@@ -675,9 +675,17 @@ fn a_clean_stop_gives_way_to_the_failure_after_it() {
     assert_eq!(exit(&s), Some(failure));
 }
 
+/// The activation the current record blames.
+fn blamed(s: &Sim) -> Activation {
+    let r = s.m.snapshot().pending_recovery.clone().unwrap();
+    Activation {
+        jail_name: r.jail_name,
+        activated_at: r.activated_at,
+    }
+}
+
 #[test]
 fn a_rollback_runs_once_at_a_time_and_marks_the_record_once() {
-    use fail2ban_healthd::monitor::Refusal;
     let mut s = Sim::new();
     s.probe(online(&["alpha"]));
     assert_eq!(
@@ -707,7 +715,7 @@ fn a_rollback_runs_once_at_a_time_and_marks_the_record_once() {
     s.m.handle_input(
         s.now,
         Input::RollbackFinished {
-            jail: "gamma".into(),
+            activation: blamed(&s),
             done: false,
         },
     )
@@ -718,7 +726,7 @@ fn a_rollback_runs_once_at_a_time_and_marks_the_record_once() {
     s.m.handle_input(
         s.now,
         Input::RollbackFinished {
-            jail: "gamma".into(),
+            activation: blamed(&s),
             done: true,
         },
     )
@@ -748,15 +756,19 @@ fn a_rollback_runs_once_at_a_time_and_marks_the_record_once() {
 }
 
 #[test]
-fn a_rollback_for_another_jail_marks_nothing() {
+fn a_rollback_for_another_activation_marks_nothing() {
     let mut s = crash_at(5.0);
     s.finish(Err(OfflineReason::ConnectionRefused));
     s.m.handle_input(s.now, Input::RollbackStarted).unwrap();
-    // Meanwhile the record was dismissed and another took its place.
+    // Meanwhile the record was dismissed and another, for the same jail
+    // but another activation, took its place.
     s.m.handle_input(
         s.now,
         Input::RollbackFinished {
-            jail: "someone-else".into(),
+            activation: Activation {
+                jail_name: "gamma".into(),
+                activated_at: DateTime::from_timestamp(1, 0).unwrap(),
+            },
             done: true,
         },
     )

@@ -198,8 +198,8 @@ impl Health {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<HashMap<String, OwnedVariant>, HealthError> {
         let uid = self.authorize(&header, conn).await?;
-        let jail = match self.daemon.begin_rollback().await {
-            Some(Ok(jail)) => jail,
+        let activation = match self.daemon.begin_rollback().await {
+            Some(Ok(activation)) => activation,
             Some(Err(Refusal::RollbackRunning)) => {
                 return Err(HealthError::RollbackFailed(
                     "another rollback is running; try again when it has ended".into(),
@@ -217,32 +217,16 @@ impl Health {
             }
             None => return Err(HealthError::ShuttingDown("the daemon is stopping".into())),
         };
-        // Its own task: the rollback finishes, and is marked finished, even
-        // if the caller goes away.
-        let (settings, conn, daemon) = (self.rollback.clone(), conn.clone(), self.daemon.clone());
-        let task = tokio::spawn(async move {
-            let result = rollback::perform(&settings, &conn, &daemon, &jail, uid).await;
-            match &result {
-                Ok(o) => tracing::warn!(
-                    jail = %jail,
-                    uid,
-                    dropin = %o.dropin.display(),
-                    online = o.online,
-                    active_jails = o.active_jails,
-                    "rollback_done"
-                ),
-                Err(e) => tracing::error!(jail = %jail, uid, error = %e, "rollback_failed"),
-            }
-            daemon.finish_rollback(jail, result.is_ok()).await;
-            result
-        });
-        match task.await {
-            Ok(Ok(outcome)) => Ok(values::rollback(&outcome)),
-            Ok(Err(e)) => Err(HealthError::RollbackFailed(e.to_string())),
-            Err(e) => Err(HealthError::RollbackFailed(format!(
-                "the rollback task failed: {e}"
-            ))),
-        }
+        rollback::run(
+            self.rollback.clone(),
+            conn.clone(),
+            self.daemon.clone(),
+            activation,
+            uid,
+        )
+        .await
+        .map(|outcome| values::rollback(&outcome))
+        .map_err(|e| HealthError::RollbackFailed(e.to_string()))
     }
 
     /// Probes now and returns once the properties reflect the result.

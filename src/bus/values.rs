@@ -93,6 +93,7 @@ pub fn record(r: Option<&RecoveryRecord>) -> HashMap<String, OwnedVariant> {
 /// The answer of `Rollback()`.
 pub fn rollback(o: &crate::daemon::rollback::Outcome) -> HashMap<String, OwnedVariant> {
     let mut map = HashMap::new();
+    map.insert("JailName".into(), string(&o.jail));
     map.insert("DropInPath".into(), string(&o.dropin.display().to_string()));
     map.insert("Restarted".into(), OwnedVariant::from(o.restarted));
     map.insert("Online".into(), OwnedVariant::from(o.online));

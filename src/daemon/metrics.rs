@@ -12,8 +12,9 @@ use crate::monitor::Snapshot;
 pub type Sample = Option<(Arc<Snapshot>, Duration)>;
 
 /// Writes each sample (the latest, when several arrive during a write)
-/// until the sender is gone. A failure is logged when it first happens and
-/// when it clears.
+/// until the sender is gone, then removes the file: a daemon that stopped
+/// must not leave numbers that look current. A failure is logged when it
+/// first happens and when it clears.
 pub async fn run(path: PathBuf, mut samples: watch::Receiver<Sample>) {
     let mut failing: Option<String> = None;
     while samples.changed().await.is_ok() {
@@ -42,4 +43,5 @@ pub async fn run(path: PathBuf, mut samples: watch::Receiver<Sample>) {
             }
         }
     }
+    let _ = tokio::fs::remove_file(&path).await;
 }

@@ -34,7 +34,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::bus::interface::{Constants, Health, Managers};
 use crate::bus::{NAME, PATH};
 use crate::config::{Bus, Config};
-use crate::monitor::{Refusal, Snapshot};
+use crate::monitor::{Activation, Refusal, Snapshot};
 
 /// A request to the owner task; each carries the channel for its answer.
 #[derive(Debug)]
@@ -56,16 +56,16 @@ pub enum Command {
         /// Where the answer goes.
         reply: oneshot::Sender<bool>,
     },
-    /// Mark a rollback started; answers with the record's jail.
+    /// Mark a rollback started; answers with the record's activation.
     BeginRollback {
         /// Where the answer goes.
-        reply: oneshot::Sender<Result<String, Refusal>>,
+        reply: oneshot::Sender<Result<Activation, Refusal>>,
     },
     /// Mark the rollback ended.
     FinishRollback {
-        /// The jail it was for.
-        jail: String,
-        /// Whether the jail was disabled and fail2ban restarted.
+        /// The activation it was for.
+        activation: Activation,
+        /// Whether the jail was disabled and fail2ban answered afterwards.
         done: bool,
     },
 }
@@ -105,17 +105,21 @@ impl Handle {
         self.ask(|reply| Command::Probe { reply }).await
     }
 
-    /// Marks a rollback started; the record's jail, or why not.
-    pub async fn begin_rollback(&self) -> Option<Result<String, Refusal>> {
+    /// Marks a rollback started; the record's activation, or why not.
+    pub async fn begin_rollback(&self) -> Option<Result<Activation, Refusal>> {
         self.ask(|reply| Command::BeginRollback { reply }).await
     }
 
-    /// Marks the rollback started last as ended.
-    pub async fn finish_rollback(&self, jail: String, done: bool) {
-        let _ = self
-            .commands
-            .send(Command::FinishRollback { jail, done })
-            .await;
+    /// Marks the rollback started last as ended, without waiting (also
+    /// from a destructor). A full queue is waited for in a task.
+    pub fn finish_rollback(&self, activation: Activation, done: bool) {
+        let command = Command::FinishRollback { activation, done };
+        if let Err(mpsc::error::TrySendError::Full(command)) = self.commands.try_send(command) {
+            let commands = self.commands.clone();
+            tokio::spawn(async move {
+                let _ = commands.send(command).await;
+            });
+        }
     }
 }
 

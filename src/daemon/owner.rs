@@ -21,7 +21,7 @@ use crate::cli::error_chain;
 use crate::config::Config;
 use crate::fail2ban::{self, Prober};
 use crate::health::ServerStatus;
-use crate::monitor::{Event, Input, Monitor, Now, Snapshot};
+use crate::monitor::{Activation, Event, Input, Monitor, Now, Refusal, Snapshot};
 
 /// What the owner task is given.
 pub struct Parts {
@@ -72,6 +72,7 @@ pub async fn run(parts: Parts, mut stop: watch::Receiver<bool>) {
     });
     let mut probing: Option<Probing> = None;
     let mut probe_started = Instant::now();
+    let mut probe_took = Duration::ZERO;
     let (metrics_tx, metrics_rx) = watch::channel(None);
     let metrics = config
         .metrics_file
@@ -123,6 +124,11 @@ pub async fn run(parts: Parts, mut stop: watch::Receiver<bool>) {
                 notify::status(&line);
                 status_line = line;
             }
+            // Every probe changes the snapshot (its time), and so does every
+            // record or dismissal: the metrics follow both.
+            if metrics.is_some() {
+                metrics_tx.send_replace(Some((after.clone(), probe_took)));
+            }
             let _ = publish.send(Job {
                 before: published,
                 after: after.clone(),
@@ -153,12 +159,7 @@ pub async fn run(parts: Parts, mut stop: watch::Receiver<bool>) {
                     e.offline_reason()
                 });
                 monitor.handle_input(now(), Input::ProbeFinished(result)).ok();
-                if metrics.is_some() {
-                    metrics_tx.send_replace(Some((
-                        Arc::new(monitor.snapshot().clone()),
-                        probe_started.elapsed(),
-                    )));
-                }
+                probe_took = probe_started.elapsed();
                 let s = monitor.snapshot();
                 tracing::debug!(
                     online = s.online,
@@ -260,19 +261,24 @@ fn apply(monitor: &mut Monitor, waiters: &mut Vec<oneshot::Sender<bool>>, comman
             let _ = reply.send(monitor.handle_input(now, Input::RecoveryDismissed));
         }
         Command::BeginRollback { reply } => {
-            let answer = monitor.handle_input(now, Input::RollbackStarted).map(|()| {
-                monitor
-                    .snapshot()
-                    .pending_recovery
-                    .as_ref()
-                    .map(|r| r.jail_name.clone())
-                    .unwrap_or_default()
-            });
+            let answer = monitor
+                .handle_input(now, Input::RollbackStarted)
+                .and_then(|()| {
+                    monitor
+                        .snapshot()
+                        .pending_recovery
+                        .as_ref()
+                        .map(|r| Activation {
+                            jail_name: r.jail_name.clone(),
+                            activated_at: r.activated_at,
+                        })
+                        .ok_or(Refusal::NoPendingRecovery)
+                });
             let _ = reply.send(answer);
         }
-        Command::FinishRollback { jail, done } => {
+        Command::FinishRollback { activation, done } => {
             monitor
-                .handle_input(now, Input::RollbackFinished { jail, done })
+                .handle_input(now, Input::RollbackFinished { activation, done })
                 .ok();
             monitor.handle_timeout(now);
         }

@@ -28,6 +28,7 @@ use super::Handle;
 use super::systemd::{ManagerProxy, UnitProxy};
 use crate::bus::valid_jail_name;
 use crate::config;
+use crate::monitor::Activation;
 
 /// The first line of the drop-in; a file without it is not the daemon's.
 pub const MARKER: &str = "# Written by fail2ban-healthd";
@@ -44,6 +45,8 @@ pub struct Settings {
 /// What a rollback did; the method's `a{sv}` answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
+    /// The jail disabled.
+    pub jail: String,
     /// The drop-in written.
     pub dropin: PathBuf,
     /// fail2ban was restarted (or reloaded, or started).
@@ -75,6 +78,15 @@ pub enum Failure {
         /// What the system said.
         source: std::io::Error,
     },
+    /// fail2ban cannot be restarted from here.
+    #[error("{0}; nothing was changed")]
+    NoWayToRestart(String),
+    /// It took longer than the rollback's time limit.
+    #[error("the rollback did not finish within {0:?}")]
+    TimedOut(Duration),
+    /// The rollback's task ended abnormally.
+    #[error("the rollback's task failed: {0}")]
+    Task(String),
     /// The drop-in is in place but fail2ban did not restart.
     #[error(
         "the jail is disabled in {}, but restarting fail2ban failed: {why}",
@@ -151,11 +163,45 @@ async fn write_dropin(path: PathBuf, jail: String) -> Result<PathBuf, Failure> {
     })?
 }
 
-/// Whether fail2ban runs as `unit`: systemd knows it and it is not merely
-/// installed and switched off (running, failed, or enabled to run).
-async fn runs_as_unit(conn: &Connection, unit: &str) -> bool {
+/// How fail2ban is brought back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Restart {
+    /// Through systemd, as its unit.
+    Unit,
+    /// With the configured commands.
+    Commands,
+}
+
+/// Whether this process runs as a systemd service (its own sandbox then
+/// applies to any command it starts).
+fn under_systemd() -> bool {
+    std::env::var_os("INVOCATION_ID").is_some()
+}
+
+/// How to bring fail2ban back: as `unit` when systemd knows it and it is
+/// not merely installed and switched off (running, failed, or enabled), or
+/// whenever this daemon is itself a systemd service (a server started by a
+/// command would run inside this daemon's sandbox and cgroup); otherwise
+/// with the commands.
+async fn how_to_restart(conn: &Connection, unit: &str) -> Result<Restart, Failure> {
+    let sandboxed = under_systemd();
+    let refuse = || {
+        Failure::NoWayToRestart(format!(
+            "fail2ban-healthd runs as a systemd service and fail2ban is not a systemd unit it \
+             knows ({}): a server it started would run inside its sandbox; set fail2ban_unit",
+            if unit.is_empty() {
+                "fail2ban_unit is empty"
+            } else {
+                unit
+            }
+        ))
+    };
     if unit.is_empty() {
-        return false;
+        return if sandboxed {
+            Err(refuse())
+        } else {
+            Ok(Restart::Commands)
+        };
     }
     let check = async {
         let manager = ManagerProxy::new(conn).await?;
@@ -168,20 +214,18 @@ async fn runs_as_unit(conn: &Connection, unit: &str) -> bool {
         let loaded = u.load_state().await? == "loaded";
         let state = u.active_state().await?;
         let file_state = u.unit_file_state().await.unwrap_or_default();
-        zbus::Result::Ok(
-            loaded
-                && (state != "inactive"
-                    || file_state.starts_with("enabled")
-                    || file_state == "static"),
-        )
+        let in_use =
+            state != "inactive" || file_state.starts_with("enabled") || file_state == "static";
+        zbus::Result::Ok(loaded && (in_use || sandboxed))
     };
     match tokio::time::timeout(Duration::from_secs(5), check).await {
-        Ok(Ok(yes)) => yes,
-        Ok(Err(e)) => {
+        Ok(Ok(true)) => Ok(Restart::Unit),
+        Ok(Ok(false)) | Err(_) if !sandboxed => Ok(Restart::Commands),
+        Ok(Err(e)) if !sandboxed => {
             tracing::debug!(unit, error = %e, "rollback_no_systemd_unit");
-            false
+            Ok(Restart::Commands)
         }
-        Err(_) => false,
+        _ => Err(refuse()),
     }
 }
 
@@ -255,11 +299,14 @@ async fn run_command(argv: &[String], deadline: Instant) -> Result<(), String> {
             return Err(format!("{} did not finish in time", argv.join(" ")));
         }
     };
+    let abort = reader.abort_handle();
     let output = tokio::time::timeout(Duration::from_millis(200), reader)
         .await
         .ok()
         .and_then(Result::ok)
         .unwrap_or_default();
+    // A server that kept the pipe open must not keep a task reading it.
+    abort.abort();
     if status.success() {
         return Ok(());
     }
@@ -313,40 +360,111 @@ async fn wait_for_fail2ban(daemon: &Handle, deadline: Instant) -> (bool, u32) {
 ///
 /// # Errors
 /// A [`Failure`] saying what was and was not done.
-pub async fn perform(
+async fn perform(
     settings: &Settings,
     conn: &Connection,
     daemon: &Handle,
     jail: &str,
     uid: u32,
+    deadline: Instant,
 ) -> Result<Outcome, Failure> {
-    let deadline = Instant::now() + settings.rollback.timeout;
     let path = settings.rollback.dropin.clone();
     tracing::warn!(jail, uid, dropin = %path.display(), "rollback_started");
+    // Nothing is written unless fail2ban can be brought back from here.
+    let how = how_to_restart(conn, &settings.unit).await?;
     let path = write_dropin(path, jail.to_owned()).await?;
-    let restart = if runs_as_unit(conn, &settings.unit).await {
-        tracing::info!(unit = %settings.unit, "rollback_restarting_unit");
-        restart_unit(conn, &settings.unit, deadline).await
-    } else {
-        let online = daemon.probe().await.unwrap_or(false);
-        let argv = if online {
-            &settings.rollback.reload_command
-        } else {
-            &settings.rollback.start_command
-        };
-        tracing::info!(command = %argv.join(" "), "rollback_running_command");
-        run_command(argv, deadline).await
+    let restart = match how {
+        Restart::Unit => {
+            tracing::info!(unit = %settings.unit, "rollback_restarting_unit");
+            restart_unit(conn, &settings.unit, deadline).await
+        }
+        Restart::Commands => {
+            let online = daemon.probe().await.unwrap_or(false);
+            let argv = if online {
+                &settings.rollback.reload_command
+            } else {
+                &settings.rollback.start_command
+            };
+            tracing::info!(command = %argv.join(" "), "rollback_running_command");
+            run_command(argv, deadline).await
+        }
     };
     if let Err(why) = restart {
         return Err(Failure::Restart { path, why });
     }
     let (online, active_jails) = wait_for_fail2ban(daemon, deadline).await;
     Ok(Outcome {
+        jail: jail.to_owned(),
         dropin: path,
         restarted: true,
         online,
         active_jails,
     })
+}
+
+/// Marks the rollback finished when dropped, however its task ends.
+struct Finish {
+    daemon: Handle,
+    activation: Option<Activation>,
+    done: bool,
+}
+
+impl Drop for Finish {
+    fn drop(&mut self) {
+        if let Some(activation) = self.activation.take() {
+            self.daemon.finish_rollback(activation, self.done);
+        }
+    }
+}
+
+/// Runs the rollback of `activation`'s jail, started by `uid`, in a task of
+/// its own: it ends, and is marked ended, even if the caller goes away,
+/// and within the rollback's time limit (plus the time systemd and polkit
+/// may take). The record is marked rolled back only when fail2ban
+/// answered afterwards, so a rollback after which fail2ban stays down can
+/// be tried again.
+///
+/// # Errors
+/// A [`Failure`] saying what was and was not done.
+pub async fn run(
+    settings: Settings,
+    conn: Connection,
+    daemon: Handle,
+    activation: Activation,
+    uid: u32,
+) -> Result<Outcome, Failure> {
+    let task = tokio::spawn(async move {
+        let mut finish = Finish {
+            daemon: daemon.clone(),
+            activation: Some(activation.clone()),
+            done: false,
+        };
+        let limit = settings.rollback.timeout + Duration::from_secs(10);
+        let deadline = Instant::now() + settings.rollback.timeout;
+        let jail = activation.jail_name.as_str();
+        let result = tokio::time::timeout(
+            limit,
+            perform(&settings, &conn, &daemon, jail, uid, deadline),
+        )
+        .await
+        .unwrap_or(Err(Failure::TimedOut(limit)));
+        match &result {
+            Ok(o) => tracing::warn!(
+                jail,
+                uid,
+                dropin = %o.dropin.display(),
+                online = o.online,
+                active_jails = o.active_jails,
+                "rollback_done"
+            ),
+            Err(e) => tracing::error!(jail, uid, error = %e, "rollback_failed"),
+        }
+        finish.done = result.as_ref().is_ok_and(|o| o.online);
+        drop(finish);
+        result
+    });
+    task.await
+        .unwrap_or_else(|e| Err(Failure::Task(e.to_string())))
 }
 
 #[cfg(test)]

@@ -108,11 +108,11 @@ pub enum Input {
     /// rollback runs.
     RollbackStarted,
     /// The rollback started last has ended; `done` when the jail was
-    /// disabled and fail2ban restarted. Marks the record of `jail` rolled
-    /// back, and probes at once.
+    /// disabled and fail2ban answered afterwards. Marks the record of that
+    /// activation (and only that one) rolled back, and probes at once.
     RollbackFinished {
-        /// The jail the rollback was for.
-        jail: String,
+        /// The activation the record blamed when the rollback started.
+        activation: Activation,
         /// Whether it succeeded.
         done: bool,
     },
@@ -410,10 +410,13 @@ impl Monitor {
                 Some(_) if self.rollback_running => return Err(Refusal::RollbackRunning),
                 Some(_) => self.rollback_running = true,
             },
-            Input::RollbackFinished { jail, done } => {
+            Input::RollbackFinished { activation, done } => {
                 self.rollback_running = false;
                 if let Some(r) = self.snapshot.pending_recovery.as_mut() {
-                    if done && r.jail_name == jail {
+                    if done
+                        && r.jail_name == activation.jail_name
+                        && r.activated_at == activation.activated_at
+                    {
                         r.rolled_back = true;
                     }
                 }

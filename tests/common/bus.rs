@@ -135,6 +135,8 @@ impl Daemon {
         let child = cmd
             .args(args)
             .env_remove("NOTIFY_SOCKET")
+            // Not a systemd service, even when the tests run inside one.
+            .env_remove("INVOCATION_ID")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())

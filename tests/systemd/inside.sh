@@ -147,6 +147,25 @@ out=$(fail2ban-healthd status 2>&1)
 echo "$out" | sed 's/^/status: /'
 if echo "$out" | grep -q 'online, version'; then pass "status shows fail2ban online"; else fail "status shows fail2ban online" "$out"; fi
 
+# Without a unit to restart, a daemon that is itself a systemd service
+# refuses to start fail2ban from inside its sandbox, and writes nothing.
+busctl --system call $NAME $OBJ $NAME DismissRecovery >/dev/null 2>&1
+cp /etc/fail2ban-healthd/config.toml /tmp/config.saved
+printf 'fail2ban_unit = ""\n' >> /etc/fail2ban-healthd/config.toml
+systemctl restart fail2ban-healthd
+fail2ban-healthd activate delta >/dev/null 2>&1
+check "a jail that never runs gives a cause-2 record" until_ok 15 sh -c \
+    "busctl --system get-property $NAME $OBJ $NAME PendingRecovery | grep -q '\"JailName\" s \"delta\"'"
+before=$(sha256sum $DROPIN)
+out=$(fail2ban-healthd rollback 2>&1)
+if echo "$out" | grep -q "RollbackFailed.*systemd service" && [ "$(sha256sum $DROPIN)" = "$before" ]; then
+    pass "no unit to restart under systemd: refused, drop-in unchanged"
+else
+    fail "no unit to restart under systemd: refused" "$out"
+fi
+cp /tmp/config.saved /etc/fail2ban-healthd/config.toml
+systemctl restart fail2ban-healthd
+
 pid=$(systemctl show -P MainPID fail2ban-healthd)
 kill -STOP "$pid"
 check "a frozen daemon is killed by the watchdog" until_ok 20 sh -c \
