@@ -34,6 +34,11 @@ pub enum CodecError {
     /// The reply decoded, but not into the shape this request expects.
     #[error("unexpected reply: {0}")]
     UnexpectedShape(String),
+    /// The pickle would decode into far more than any reply holds (memo
+    /// references copied over and over, or nesting too deep); refused
+    /// before anything was built.
+    #[error("reply refused before decoding: {0}")]
+    Expansive(String),
     /// The reply grew past the cap before its terminator arrived.
     #[error("reply exceeds the limit of {limit} bytes")]
     Oversize {
@@ -166,12 +171,18 @@ impl FrameBuffer {
 /// ```
 ///
 /// # Errors
-/// [`CodecError::Garbage`] for bytes that are no pickle,
+/// [`CodecError::Expansive`] for a pickle that would build far more than
+/// it weighs, [`CodecError::Garbage`] for bytes that are no pickle,
 /// [`CodecError::Rejected`] for fail2ban's `ERROR:` string,
 /// [`CodecError::ShuttingDown`] for `["SHUTDOWN"]`, and
 /// [`CodecError::UnexpectedShape`] for anything else that is not a
 /// `(code, value)` pair with code 0 or 1.
 pub fn decode_reply(frame: &[u8]) -> Result<Reply, CodecError> {
+    use super::pickle_guard::{Limits, Refusal, check};
+    check(frame, Limits::default()).map_err(|e| match e {
+        Refusal::Limit(m) => CodecError::Expansive(m),
+        Refusal::Malformed(m) => CodecError::Garbage(m),
+    })?;
     let value = serde_pickle::value_from_slice(frame, DeOptions::new().keep_restore_state())
         .map_err(|e| CodecError::Garbage(e.to_string()))?;
     match value {

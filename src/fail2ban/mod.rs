@@ -2,12 +2,14 @@
 //!
 //! Layout:
 //! - [`codec`]: pure framing, request encoding and reply decoding;
+//! - [`pickle_guard`]: bounds what a reply's pickle would build, first;
 //! - [`client`]: one connection with deadlines and a size cap, and the
 //!   [`Error`] every caller branches on;
 //! - [`probe`]: one health probe (version and per-jail counters).
 
 pub mod client;
 pub mod codec;
+pub mod pickle_guard;
 pub mod probe;
 
 pub use client::{Connection, Error};
