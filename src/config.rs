@@ -438,6 +438,17 @@ impl Config {
                 format!("{fail2ban_unit:?} is not a service unit name (or empty to disable)"),
             ));
         }
+        // A bad `bus` is an error even where `bus_address` overrides it.
+        if let Some(other) = raw
+            .bus
+            .as_deref()
+            .filter(|b| !matches!(*b, "system" | "session"))
+        {
+            return Err(bad(
+                "bus",
+                format!("{other:?} is neither \"system\" nor \"session\""),
+            ));
+        }
         let bus = match (raw.bus_address.as_deref(), raw.bus.as_deref()) {
             (Some(addr), _) if addr.trim().is_empty() || !addr.contains(':') => {
                 return Err(bad(

@@ -137,3 +137,16 @@ async fn each_hostile_pickle_leaves_the_binary_memory_bounded() {
         );
     }
 }
+
+/// Found by `fuzz/run.sh decode_reply`: a set whose members serde-pickle
+/// cannot order made its sort panic. Now a protocol error.
+#[test]
+fn a_set_of_unorderable_members_is_garbage_not_a_panic() {
+    let frame = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fuzz-findings/unordered-set-keys.bin"),
+    )
+    .unwrap();
+    let err = codec::decode_reply(&frame).unwrap_err();
+    assert!(matches!(err, CodecError::Garbage(_)), "{err:?}");
+}

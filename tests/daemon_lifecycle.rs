@@ -147,10 +147,38 @@ fn bad_configuration_exits_2_before_touching_the_bus() {
         ("jail_start_grace = \"2m\"\n", "jail_start_grace"),
         ("manage_group = \"no-such-group-here\"\n", "manage_group"),
         ("socket = \"fail2ban.sock\"\n", "socket"),
+        // Every other key, each with a value of the wrong kind.
+        ("probe_timeout = \"0s\"\n", "probe_timeout"),
+        ("watch_interval = \"1ms\"\n", "watch_interval"),
+        ("state_file = \"state.json\"\n", "state_file"),
+        ("fail2ban_unit = \"fail2ban\"\n", "fail2ban_unit"),
+        ("instant_detection = \"yes\"\n", "line 1"),
+        ("bus = \"tcp\"\n", "bus"),
+        ("bus_address = \"nowhere\"\n", "bus_address"),
+        ("log = \"syslog\"\n", "log"),
+        ("log_level = \"loud\"\n", "log_level"),
+        (
+            "rollback_dropin = \"/etc/fail2ban/jail.d/x.conf\"\n",
+            "rollback_dropin",
+        ),
+        (
+            "fail2ban_reload_command = \"\"\n",
+            "fail2ban_reload_command",
+        ),
+        ("fail2ban_start_command = \" \"\n", "fail2ban_start_command"),
+        ("rollback_timeout = \"forever\"\n", "rollback_timeout"),
+        ("metrics_file = \"/tmp/fail2ban.txt\"\n", "metrics_file"),
+        ("probe_interval = [1, 2]\n", "line 1"),
+        ("[section]\nx = 1\n", "section"),
     ] {
         let file = dir.path().join("config.toml");
         std::fs::write(&file, text).unwrap();
-        let out = run_with(&["--config", file.to_str().unwrap(), "--bus-address", &never]);
+        // The flag would override a bad bus_address in the file.
+        let out = if key == "bus_address" {
+            run_with(&["--config", file.to_str().unwrap()])
+        } else {
+            run_with(&["--config", file.to_str().unwrap(), "--bus-address", &never])
+        };
         assert_eq!(out.status.code(), Some(2), "{text}: {out:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(err.lines().count(), 1, "{err}");

@@ -231,11 +231,18 @@ impl Health {
 
     /// Probes now and returns once the properties reflect the result.
     #[zbus(out_args("online"))]
-    async fn probe(&self) -> bool {
-        match self.daemon.probe().await {
+    async fn probe(&self, #[zbus(header)] header: Header<'_>) -> zbus::fdo::Result<bool> {
+        // zbus checks arguments only where there are some to read.
+        let signature = header.signature().to_string();
+        if !signature.is_empty() {
+            return Err(zbus::fdo::Error::InvalidArgs(format!(
+                "Signature mismatch: got `{signature}`, expected ``"
+            )));
+        }
+        Ok(match self.daemon.probe().await {
             Some(online) => online,
             None => self.daemon.snapshot().online,
-        }
+        })
     }
 
     /// The latest probe got a valid answer.

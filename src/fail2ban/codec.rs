@@ -183,8 +183,14 @@ pub fn decode_reply(frame: &[u8]) -> Result<Reply, CodecError> {
         Refusal::Limit(m) => CodecError::Expansive(m),
         Refusal::Malformed(m) => CodecError::Garbage(m),
     })?;
-    let value = serde_pickle::value_from_slice(frame, DeOptions::new().keep_restore_state())
-        .map_err(|e| CodecError::Garbage(e.to_string()))?;
+    // serde-pickle can panic on hostile input (sorting set members or
+    // dict keys whose order is not total, found by fuzzing): a panic is
+    // garbage, never the end of the daemon.
+    let decoded = std::panic::catch_unwind(|| {
+        serde_pickle::value_from_slice(frame, DeOptions::new().keep_restore_state())
+    })
+    .map_err(|_| CodecError::Garbage("the decoder failed on this pickle".into()))?;
+    let value = decoded.map_err(|e| CodecError::Garbage(e.to_string()))?;
     match value {
         Value::Tuple(mut items) if items.len() == 2 => {
             let payload = items.pop().unwrap_or(Value::None);

@@ -63,8 +63,9 @@ impl PrivateBus {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
+        // The file appears at bind(), before listen(): wait for a connection.
         super::wait_until(Duration::from_secs(10), "the bus socket", || {
-            socket.exists()
+            std::os::unix::net::UnixStream::connect(&socket).is_ok()
         });
         Self {
             _dir: dir,
