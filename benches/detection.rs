@@ -120,6 +120,13 @@ fn main() {
     let ratio = polling.at(0.5).as_secs_f64() / instant.at(0.5).as_secs_f64();
     println!("median ratio (polling / instant): {ratio:.0}x");
     println!(
+        "summary|detection: SIGKILL to ActivationCrashDetected|median {}, p99 {}|2 s polling: median {}, p99 {}|polling x{ratio:.0}",
+        ms(instant.at(0.5)),
+        ms(instant.at(0.99)),
+        ms(polling.at(0.5)),
+        ms(polling.at(0.99))
+    );
+    println!(
         "targets: median <= 20 ms: {} ; p99 <= 100 ms: {}",
         if instant.at(0.5) <= Duration::from_millis(20) {
             "met"

@@ -246,4 +246,23 @@ fn main() {
         "shell-out CPU / ours (target > 1000): {shell_ratio:.0} ({})",
         verdict(shell_ratio > 1000.0)
     );
+    println!(
+        "summary|probe: CPU and wall per probe, held connection|{:.0} µs CPU, {:.0} µs wall|Python client: {:.0} µs CPU, {:.0} µs wall|Python x{like_held:.1} CPU",
+        held.cpu_us(),
+        held.wall_us(),
+        py_held.cpu_us(),
+        py_held.wall_us()
+    );
+    println!(
+        "summary|probe: connection per probe|{:.0} µs CPU, {:.0} µs wall|Python client: {:.0} µs CPU, {:.0} µs wall|Python x{like_conn:.1} CPU",
+        per_conn.cpu_us(),
+        per_conn.wall_us(),
+        py_per_conn.cpu_us(),
+        py_per_conn.wall_us()
+    );
+    println!(
+        "summary|probe: vs shelling out|{:.0} µs CPU|fail2ban-client: {:.0} µs CPU|shell-out x{shell_ratio:.0} CPU",
+        held.cpu_us(),
+        shell.cpu_us()
+    );
 }

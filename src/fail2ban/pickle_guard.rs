@@ -41,8 +41,18 @@ impl Default for Limits {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    List,
+    Dict,
+    Set,
+    Float,
+    Other,
+}
+
 #[derive(Debug)]
 struct Node {
+    kind: Kind,
     /// `NODE_COST` plus payload bytes.
     own: u64,
     children: Vec<u32>,
@@ -116,6 +126,10 @@ impl Machine<'_> {
     }
 
     fn new_node(&mut self, payload: u64, children: Vec<u32>) -> Check<u32> {
+        self.new_kind(Kind::Other, payload, children)
+    }
+
+    fn new_kind(&mut self, kind: Kind, payload: u64, children: Vec<u32>) -> Check<u32> {
         if self.nodes.len() >= self.limits.max_nodes {
             return Err(Refusal::Limit(format!(
                 "the reply describes more than {} objects",
@@ -123,6 +137,7 @@ impl Machine<'_> {
             )));
         }
         self.nodes.push(Node {
+            kind,
             own: NODE_COST.saturating_add(payload),
             children,
         });
@@ -130,7 +145,11 @@ impl Machine<'_> {
     }
 
     fn push_new(&mut self, payload: u64) -> Check<()> {
-        let n = self.new_node(payload, Vec::new())?;
+        self.push_kind(Kind::Other, payload)
+    }
+
+    fn push_kind(&mut self, kind: Kind, payload: u64) -> Check<()> {
+        let n = self.new_kind(kind, payload, Vec::new())?;
         self.stack.push(Item::Node(n));
         Ok(())
     }
@@ -170,14 +189,29 @@ impl Machine<'_> {
     }
 
     fn build(&mut self, children: Vec<u32>) -> Check<()> {
-        let n = self.new_node(0, children)?;
+        self.build_kind(Kind::Other, children)
+    }
+
+    fn build_kind(&mut self, kind: Kind, children: Vec<u32>) -> Check<()> {
+        if kind == Kind::Dict && children.len() % 2 != 0 {
+            return Err("a dict with a key and no value".into());
+        }
+        let n = self.new_kind(kind, 0, children)?;
         self.stack.push(Item::Node(n));
         Ok(())
     }
 
-    fn extend_top(&mut self, children: Vec<u32>) -> Check<()> {
+    /// Adds to the container on top of the stack, which must be a `kind`.
+    fn extend_top(&mut self, kind: Kind, children: Vec<u32>) -> Check<()> {
         let target = self.top()?;
-        self.nodes[target as usize].children.extend(children);
+        let node = &mut self.nodes[target as usize];
+        if node.kind != kind {
+            return Err(format!("adding {kind:?} items to a {:?}", node.kind).into());
+        }
+        if kind == Kind::Dict && children.len() % 2 != 0 {
+            return Err("a dict with a key and no value".into());
+        }
+        node.children.extend(children);
         Ok(())
     }
 
@@ -249,8 +283,12 @@ impl Machine<'_> {
                     let id = self.uint(4)?;
                     self.memo_get(id)?;
                 }
+                b'F' => {
+                    let n = self.line()?;
+                    self.push_kind(Kind::Float, n as u64)?;
+                }
                 // Scalars with a line argument.
-                b'I' | b'L' | b'F' | b'S' | b'V' => {
+                b'I' | b'L' | b'S' | b'V' => {
                     let n = self.line()?;
                     self.push_new(n as u64)?;
                 }
@@ -269,7 +307,7 @@ impl Machine<'_> {
                 }
                 b'G' => {
                     self.take(8)?;
-                    self.push_new(0)?;
+                    self.push_kind(Kind::Float, 0)?;
                 }
                 // Counted payloads: 1-, 4- or 8-byte length.
                 b'\x8a' | b'C' | b'U' | b'\x8c' => {
@@ -287,7 +325,10 @@ impl Machine<'_> {
                     self.take(usize::try_from(n).map_err(|_| "length")?)?;
                     self.push_new(n)?;
                 }
-                b']' | b'}' | b')' | b'\x8f' => self.push_new(0)?,
+                b']' => self.push_kind(Kind::List, 0)?,
+                b'}' => self.push_kind(Kind::Dict, 0)?,
+                b'\x8f' => self.push_kind(Kind::Set, 0)?,
+                b')' => self.push_new(0)?,
                 b'\x85' => {
                     let a = self.pop()?;
                     self.build(vec![a])?;
@@ -305,20 +346,31 @@ impl Machine<'_> {
                 }
                 b't' | b'l' | b'd' | b'\x91' => {
                     let items = self.pop_mark()?;
-                    self.build(items)?;
+                    let kind = match op {
+                        b'l' => Kind::List,
+                        b'd' => Kind::Dict,
+                        b'\x91' => Kind::Set,
+                        _ => Kind::Other,
+                    };
+                    self.build_kind(kind, items)?;
                 }
                 b'a' => {
                     let v = self.pop()?;
-                    self.extend_top(vec![v])?;
+                    self.extend_top(Kind::List, vec![v])?;
                 }
                 b's' => {
                     let v = self.pop()?;
                     let k = self.pop()?;
-                    self.extend_top(vec![k, v])?;
+                    self.extend_top(Kind::Dict, vec![k, v])?;
                 }
                 b'e' | b'u' | b'\x90' => {
                     let items = self.pop_mark()?;
-                    self.extend_top(items)?;
+                    let kind = match op {
+                        b'e' => Kind::List,
+                        b'u' => Kind::Dict,
+                        _ => Kind::Set,
+                    };
+                    self.extend_top(kind, items)?;
                 }
                 b'c' => {
                     let a = self.line()?;
@@ -368,6 +420,7 @@ impl Machine<'_> {
         let mut state = vec![NEW; self.nodes.len()];
         let mut size = vec![0u64; self.nodes.len()];
         let mut depth = vec![0u32; self.nodes.len()];
+        let mut float = vec![false; self.nodes.len()];
         // (node, next child to visit)
         let mut walk: Vec<(u32, usize)> = vec![(root, 0)];
         state[root as usize] = OPEN;
@@ -387,10 +440,23 @@ impl Machine<'_> {
             }
             let mut total = node.own;
             let mut deepest = 0;
-            for &c in &node.children {
+            let mut has_float = node.kind == Kind::Float;
+            for (i, &c) in node.children.iter().enumerate() {
                 total = total.saturating_add(size[c as usize]);
                 deepest = deepest.max(depth[c as usize]);
+                has_float |= float[c as usize];
+                // serde-pickle sorts set members and dict keys, and its
+                // order over floats is not total: its sort would panic.
+                let is_key = match node.kind {
+                    Kind::Set => true,
+                    Kind::Dict => i % 2 == 0,
+                    _ => false,
+                };
+                if is_key && float[c as usize] {
+                    return Err("a float in a set member or a dict key".into());
+                }
             }
+            float[n as usize] = has_float;
             let d = deepest + 1;
             if total > self.limits.max_expanded {
                 return Err(Refusal::Limit(format!(
@@ -529,6 +595,33 @@ mod tests {
     fn a_self_reference_is_refused() {
         let e = check(b"]\x94h\x00a.", Limits::default()).unwrap_err();
         assert!(e.to_string().contains("itself"), "{e}");
+    }
+
+    #[test]
+    fn floats_as_keys_or_members_are_refused() {
+        for p in [
+            &b"(G\x3f\xf0\x00\x00\x00\x00\x00\x00K\x01\x91."[..],
+            b"}G\x3f\xf0\x00\x00\x00\x00\x00\x00K\x01s.",
+            b"}(F1.5\n\x85K\x01u.",
+        ] {
+            let e = check(p, Limits::default()).unwrap_err();
+            assert!(e.to_string().contains("float"), "{p:?}: {e}");
+        }
+        // As a value it is fine.
+        assert!(
+            check(
+                b"}K\x01G\x3f\xf0\x00\x00\x00\x00\x00\x00s.",
+                Limits::default()
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn items_added_to_the_wrong_container_are_refused() {
+        for p in [&b"}Na."[..], b"]NNs.", b"\x8f(Ne.", b"(N}u."] {
+            assert!(check(p, Limits::default()).is_err(), "{p:?}");
+        }
     }
 
     #[test]
