@@ -138,34 +138,67 @@ async fn each_hostile_pickle_leaves_the_binary_memory_bounded() {
     }
 }
 
-/// Inputs found by `fuzz/run.sh` (see `tests/fuzz-findings/README.md`):
-/// sets and dicts keyed by floats, whose sort in serde-pickle panicked.
-/// The guard refuses them before decoding, so no panic happens at all
-/// (the decoder's `catch_unwind` is only the second line).
-#[test]
-fn fuzz_findings_are_refused_by_the_guard() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz-findings");
-    let mut seen = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        let data = std::fs::read(&path).unwrap();
-        let frames: Vec<Vec<u8>> = if name.starts_with("decode_reply-") {
-            vec![data]
-        } else if name.starts_with("framing-") {
-            // As the framing target reads it: 4 bytes of chunk sizes, then
-            // the stream.
-            let mut buf = codec::FrameBuffer::new(64 * 1024);
-            buf.push(&data[4..]).unwrap();
-            std::iter::from_fn(|| buf.next_frame().ok().flatten()).collect()
-        } else {
-            continue;
-        };
-        seen += 1;
-        let refused = frames.iter().any(|f| {
-            matches!(codec::decode_reply(f), Err(CodecError::Garbage(m)) if m.contains("float"))
-        });
-        assert!(refused, "{name}: not refused by the guard");
+/// The frames of a fuzz finding in `tests/fuzz-findings/`, read as its
+/// target reads it (`decode_reply-`: one frame; `framing-`: four bytes of
+/// chunk sizes, then a stream).
+fn finding(name: &str) -> Vec<Vec<u8>> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fuzz-findings")
+        .join(name);
+    let data = std::fs::read(&path).unwrap();
+    if name.starts_with("framing-") {
+        let mut buf = codec::FrameBuffer::new(64 * 1024);
+        buf.push(&data[4..]).unwrap();
+        std::iter::from_fn(|| buf.next_frame().ok().flatten()).collect()
+    } else {
+        vec![data]
     }
-    assert_eq!(seen, 3);
+}
+
+/// Refused by the guard, before serde-pickle (whose sort panicked on it)
+/// sees it: the decoder's `catch_unwind` is only a second line.
+fn refused_by_the_guard(frames: &[Vec<u8>]) -> bool {
+    frames.iter().any(
+        |f| matches!(codec::decode_reply(f), Err(CodecError::Garbage(m)) if m.contains("float")),
+    )
+}
+
+/// Found by fuzzing `decode_reply`: dicts keyed by floats made
+/// serde-pickle's sort of the keys panic.
+#[test]
+fn float_dict_keys_are_refused_not_a_panic() {
+    for name in [
+        "decode_reply-float-keys-1.bin",
+        "decode_reply-float-keys-2.bin",
+    ] {
+        assert!(refused_by_the_guard(&finding(name)), "{name}");
+    }
+}
+
+/// Found by fuzzing `framing`: a frozenset of floats, the same panic.
+#[test]
+fn float_set_members_are_refused_not_a_panic() {
+    let frames = finding("framing-float-set-members.bin");
+    assert!(!frames.is_empty());
+    assert!(refused_by_the_guard(&frames));
+}
+
+/// Every finding on file has a test above.
+#[test]
+fn every_fuzz_finding_is_tested() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz-findings");
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".bin"))
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "decode_reply-float-keys-1.bin",
+            "decode_reply-float-keys-2.bin",
+            "framing-float-set-members.bin"
+        ]
+    );
 }
