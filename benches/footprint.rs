@@ -14,20 +14,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::Fail2ban;
 use common::bus::{Daemon, PrivateBus, proxy};
+use common::{Fail2ban, rss_kib};
 use nix::unistd::Pid;
-
-fn rss_kib(pid: Pid) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        })
-        .unwrap_or(0)
-}
 
 struct Row {
     label: &'static str,

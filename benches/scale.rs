@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::bus::{Daemon, PrivateBus, proxy};
 use common::fake::{Action, FakeServer, ok_reply};
+use common::rss_kib;
 use fail2ban_healthd::fail2ban::{ProbeConfig, Prober};
 use serde_pickle::{HashableValue, Value};
 
@@ -84,17 +85,6 @@ fn fake(jails: usize, with_stats: bool) -> FakeServer {
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
-}
-
-fn rss_kib(pid: nix::unistd::Pid) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 struct Row {

@@ -97,7 +97,7 @@ async fn connect(bus: &BusArgs) -> Result<(zbus::Connection, Health1Proxy<'stati
 }
 
 /// Runs a client command and turns its result into an exit status.
-pub async fn exit_code(result: Result<u8, Failure>) -> ExitCode {
+pub fn exit_code(result: Result<u8, Failure>) -> ExitCode {
     match result {
         Ok(status) => ExitCode::from(status),
         Err(f) => {

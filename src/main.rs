@@ -28,7 +28,7 @@ where
     Fut: std::future::Future<Output = Result<u8, client::Failure>>,
 {
     match runtime() {
-        Some(rt) => rt.block_on(async { client::exit_code(f().await).await }),
+        Some(rt) => client::exit_code(rt.block_on(f())),
         None => ExitCode::FAILURE,
     }
 }

@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::fake::{Action, FakeServer};
@@ -107,21 +106,13 @@ fn each_hostile_pickle_is_refused_in_process_quickly() {
 /// answers `version` with each pickle: a protocol error naming the limit.
 #[tokio::test]
 async fn each_hostile_pickle_leaves_the_binary_memory_bounded() {
-    let prlimit = common::require_program("prlimit", "util-linux");
     for (name, pickle) in cases() {
         let mut framed = pickle.clone();
         framed.extend_from_slice(END_COMMAND);
         let server = FakeServer::start(move |_| Action::Send(framed.clone()));
         let socket = server.socket.clone();
-        let prlimit = prlimit.clone();
         let out = tokio::task::spawn_blocking(move || {
-            Command::new(prlimit)
-                .arg(format!("--as={}", 256 << 20))
-                .arg(env!("CARGO_BIN_EXE_fail2ban-healthd"))
-                .args(["probe", "--json", "--timeout", "20", "--socket"])
-                .arg(&socket)
-                .output()
-                .unwrap()
+            common::probe_binary_under_limit(&socket, 256 << 20)
         })
         .await
         .unwrap();

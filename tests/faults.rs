@@ -8,31 +8,12 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::Fail2ban;
 use common::bus::{Daemon, PrivateBus, proxy};
+use common::{Fail2ban, fds, rss_kib};
 use fail2ban_healthd::bus::proxy::Health1Proxy;
 use futures_util::StreamExt;
 use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 use tokio::sync::mpsc;
-
-/// Resident memory of `pid`, in KiB.
-fn rss_kib(pid: Pid) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap()
-}
-
-/// Open file descriptors of `pid`.
-fn fds(pid: Pid) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .count()
-}
 
 /// Every signal of the daemon's interface, by name, as it arrives.
 async fn signals(p: &Health1Proxy<'static>) -> mpsc::UnboundedReceiver<(String, zbus::Message)> {

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::fake::{Action, FakeServer, ok_reply};
@@ -277,20 +276,12 @@ async fn a_reply_over_the_cap_is_refused_early() {
 /// while the fake offers far more than that.
 #[tokio::test]
 async fn an_endless_reply_leaves_the_binary_memory_bounded() {
-    let prlimit = common::require_program("prlimit", "util-linux");
     let server = FakeServer::start(|_| Action::Flood(vec![b'x'; 64 * 1024]));
     let socket = server.socket.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(prlimit)
-            .arg(format!("--as={}", 96 << 20))
-            .arg(env!("CARGO_BIN_EXE_fail2ban-healthd"))
-            .args(["probe", "--json", "--timeout", "20", "--socket"])
-            .arg(&socket)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let out =
+        tokio::task::spawn_blocking(move || common::probe_binary_under_limit(&socket, 96 << 20))
+            .await
+            .unwrap();
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["offline_reason"], "protocol_error");

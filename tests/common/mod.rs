@@ -332,6 +332,35 @@ pub fn fixture_dir(version: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/fail2ban-{version}"))
 }
 
+/// Resident memory of `pid`, in KiB (0 when it is gone).
+pub fn rss_kib(pid: Pid) -> u64 {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Open file descriptors of `pid`.
+pub fn fds(pid: Pid) -> usize {
+    fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, Iterator::count)
+}
+
+/// `fail2ban-healthd probe --json` against `socket`, under an
+/// address-space limit of `limit_bytes` (`prlimit --as`).
+pub fn probe_binary_under_limit(socket: &Path, limit_bytes: u64) -> std::process::Output {
+    Command::new(require_program("prlimit", "util-linux"))
+        .arg(format!("--as={limit_bytes}"))
+        .arg(env!("CARGO_BIN_EXE_fail2ban-healthd"))
+        .args(["probe", "--json", "--timeout", "20", "--socket"])
+        .arg(socket)
+        .output()
+        .expect("run the binary under prlimit")
+}
+
 /// Waits for `cond` to hold, polling, or panics with `what`.
 pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
