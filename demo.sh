@@ -112,7 +112,7 @@ pids+=($!)
 "${F2B[@]}" start >/dev/null
 env -u INVOCATION_ID "$bin" run --bus-address "$BUS" --socket "$SOCK" --state-file "$T/state.json" \
     --log stderr --manage-group "$(id -gn)" --fail2ban-unit "" \
-    --probe-interval 5s --crash-window 60s --jail-start-grace 2s \
+    --probe-interval 5s --crash-window 60s --jail-start-grace 2s --restart-grace 3s \
     --rollback-dropin "$T/conf/jail.d/zz-fail2ban-healthd-rollback.local" \
     --fail2ban-reload-command "fail2ban-client -c $T/conf -s $SOCK reload" \
     --fail2ban-start-command "fail2ban-client -c $T/conf -s $SOCK start" \
@@ -149,7 +149,8 @@ client activate gamma
 rc=0
 timeout 20 fail2ban-server -f -x -c "$T/conf" -s "$SOCK" -p "$T/run/fail2ban.pid" start >/dev/null 2>&1 || rc=$?
 echo "    (fail2ban-server exited with status $rc: the jail is broken)"
-for _ in $(seq 100); do
+echo "    (a clean stop is given the restart grace, 3 s here, to come back healthy)"
+for _ in $(seq 150); do
     out=$(client status --json 2>/dev/null || true)
     [[ $out == *'"pending_recovery":{'* ]] && break
     sleep 0.1

@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
 use crate::fail2ban::{self, ProbeConfig, codec, probe::DEFAULT_SOCKET};
-use crate::health::{JailStats, ServerStatus};
+use crate::health::{JailStats, OfflineReason, ServerStatus};
 
 /// Longest path a Unix socket address can hold (`sun_path` less its NUL).
 const MAX_SOCKET_PATH: usize = 107;
@@ -128,6 +128,10 @@ pub struct RunArgs {
     /// Time between probes while an activation's window is open, e.g. 1s.
     #[arg(long, value_name = "DURATION")]
     pub watch_interval: Option<String>,
+    /// After a clean stop of fail2ban (a restart), how long it may take to
+    /// come back healthy before the stop counts as a failure, e.g. 15s.
+    #[arg(long, value_name = "DURATION")]
+    pub restart_grace: Option<String>,
     /// Members of this group may register activations and dismiss records.
     #[arg(long, value_name = "GROUP")]
     pub manage_group: Option<String>,
@@ -186,6 +190,7 @@ impl RunArgs {
             crash_window: self.crash_window.clone(),
             jail_start_grace: self.jail_start_grace.clone(),
             watch_interval: self.watch_interval.clone(),
+            restart_grace: self.restart_grace.clone(),
             manage_group: self.manage_group.clone(),
             state_file: self.state_file.clone(),
             fail2ban_unit: self.fail2ban_unit.clone(),
@@ -231,6 +236,47 @@ pub struct ProbeArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// fail2ban's systemd unit, asked first: under socket activation a
+    /// stopped service is reported without connecting, since a connection
+    /// would start fail2ban (empty: do not ask systemd).
+    #[arg(long, value_name = "UNIT", default_value = "fail2ban.service")]
+    pub unit: String,
+    /// Connect even when a connection would start a socket-activated
+    /// fail2ban.
+    #[arg(long)]
+    pub connect: bool,
+}
+
+/// Why `probe` did not connect: systemd says fail2ban's service is not
+/// running under socket activation. `None` when connecting is harmless or
+/// systemd cannot be asked.
+async fn systemd_says_offline(args: &ProbeArgs) -> Option<(OfflineReason, String)> {
+    if args.connect || args.unit.is_empty() {
+        return None;
+    }
+    let ask = async {
+        let conn = zbus::Connection::system().await.ok()?;
+        let unit = crate::systemd::FailUnit::open(&conn, &args.unit, &args.socket)
+            .await
+            .ok()??;
+        let state = unit.state().await.ok()?;
+        let reason = state.gate()?;
+        let socket_unit = unit.socket.as_ref().map_or("", |(name, _)| name.as_str());
+        Some((
+            reason,
+            format!(
+                "{} is {} and {socket_unit} is {}; not connecting, since a connection \
+                 would start fail2ban (--connect connects anyway)",
+                args.unit,
+                state.active_state,
+                state.socket_state.as_deref().unwrap_or("unknown"),
+            ),
+        ))
+    };
+    tokio::time::timeout(Duration::from_secs(2), ask)
+        .await
+        .ok()
+        .flatten()
 }
 
 fn parse_socket_path(raw: &str) -> Result<PathBuf, String> {
@@ -284,11 +330,16 @@ pub struct ProbeReport<'a> {
 /// Runs `probe` and returns the process's exit status.
 pub async fn probe(args: ProbeArgs) -> ExitCode {
     let config = ProbeConfig {
-        socket: args.socket,
+        socket: args.socket.clone(),
         timeout: args.timeout,
         max_reply: codec::DEFAULT_MAX_REPLY,
     };
-    let outcome = fail2ban::probe_once(&config).await;
+    let outcome = match systemd_says_offline(&args).await {
+        Some(offline) => Err(offline),
+        None => fail2ban::probe_once(&config)
+            .await
+            .map_err(|e| (e.offline_reason(), error_chain(&e))),
+    };
     let socket = config.socket.display().to_string();
     let empty = ServerStatus {
         version: String::new(),
@@ -303,9 +354,9 @@ pub async fn probe(args: ProbeArgs) -> ExitCode {
             online: error.is_none(),
             version: &status.version,
             jails: &status.jails,
-            offline_reason: error.map(|e| e.offline_reason().as_str()),
-            offline_reason_code: error.map_or(0, |e| e.offline_reason().code()),
-            error: error.map(|e| error_chain(e)),
+            offline_reason: error.map(|(reason, _)| reason.as_str()),
+            offline_reason_code: error.map_or(0, |(reason, _)| reason.code()),
+            error: error.map(|(_, message)| message.clone()),
             socket,
         };
         // Serialising plain strings and numbers cannot fail.
@@ -313,11 +364,7 @@ pub async fn probe(args: ProbeArgs) -> ExitCode {
     } else {
         match error {
             None => print!("{}", render_table(status, &socket)),
-            Some(e) => println!(
-                "fail2ban is offline ({}): {}",
-                e.offline_reason(),
-                error_chain(e)
-            ),
+            Some((reason, message)) => println!("fail2ban is offline ({reason}): {message}"),
         }
     }
     if error.is_none() {

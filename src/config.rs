@@ -76,6 +76,8 @@ pub struct RawConfig {
     pub jail_start_grace: Option<String>,
     /// Time between probes while an activation's window is open.
     pub watch_interval: Option<String>,
+    /// How long fail2ban may take to come back after a clean stop.
+    pub restart_grace: Option<String>,
     /// Members of this group may manage (besides root).
     pub manage_group: Option<String>,
     /// Where activations and records are kept across restarts.
@@ -147,6 +149,7 @@ impl RawConfig {
             crash_window: over.crash_window.or(self.crash_window),
             jail_start_grace: over.jail_start_grace.or(self.jail_start_grace),
             watch_interval: over.watch_interval.or(self.watch_interval),
+            restart_grace: over.restart_grace.or(self.restart_grace),
             manage_group: over.manage_group.or(self.manage_group),
             state_file: over.state_file.or(self.state_file),
             fail2ban_unit: over.fail2ban_unit.or(self.fail2ban_unit),
@@ -344,6 +347,13 @@ impl Config {
                 d.watch_interval,
                 ms(100),
                 day,
+            )?,
+            restart_grace: duration(
+                "restart_grace",
+                raw.restart_grace.as_deref(),
+                d.restart_grace,
+                Duration::ZERO,
+                Duration::from_secs(3600),
             )?,
         };
         if timing.jail_start_grace >= timing.crash_window {

@@ -28,11 +28,20 @@ pub enum OfflineReason {
     ShuttingDown,
     /// fail2ban closed or reset a connection in the middle of a conversation.
     ConnectionLost,
+    /// fail2ban's service is stopped while its `.socket` unit listens
+    /// (socket activation): the daemon does not connect, since a connection
+    /// would start fail2ban.
+    Inactive,
+    /// fail2ban's service is in the failed state (including
+    /// `start-limit-hit`).
+    UnitFailed,
+    /// fail2ban's `.socket` unit has failed: nothing can connect.
+    SocketFailed,
 }
 
 impl OfflineReason {
     /// All values, in contract order.
-    pub const ALL: [OfflineReason; 9] = [
+    pub const ALL: [OfflineReason; 12] = [
         OfflineReason::None,
         OfflineReason::NotProbedYet,
         OfflineReason::SocketMissing,
@@ -42,6 +51,9 @@ impl OfflineReason {
         OfflineReason::ProtocolError,
         OfflineReason::ShuttingDown,
         OfflineReason::ConnectionLost,
+        OfflineReason::Inactive,
+        OfflineReason::UnitFailed,
+        OfflineReason::SocketFailed,
     ];
 
     /// The contract's numeric value (`u` on the bus).
@@ -56,6 +68,9 @@ impl OfflineReason {
             OfflineReason::ProtocolError => 6,
             OfflineReason::ShuttingDown => 7,
             OfflineReason::ConnectionLost => 8,
+            OfflineReason::Inactive => 9,
+            OfflineReason::UnitFailed => 10,
+            OfflineReason::SocketFailed => 11,
         }
     }
 
@@ -76,6 +91,9 @@ impl OfflineReason {
             OfflineReason::ProtocolError => "protocol_error",
             OfflineReason::ShuttingDown => "shutting_down",
             OfflineReason::ConnectionLost => "connection_lost",
+            OfflineReason::Inactive => "inactive",
+            OfflineReason::UnitFailed => "unit_failed",
+            OfflineReason::SocketFailed => "socket_failed",
         }
     }
 }
@@ -120,7 +138,8 @@ mod tests {
             assert_eq!(reason.code() as usize, i);
             assert_eq!(OfflineReason::from_code(reason.code()), Some(reason));
         }
-        assert_eq!(OfflineReason::from_code(9), None);
+        assert_eq!(OfflineReason::from_code(12), None);
+        assert_eq!(OfflineReason::SocketFailed.code(), 11);
         assert_eq!(OfflineReason::ConnectionLost.code(), 8);
     }
 }

@@ -6,6 +6,7 @@
 //! - [`monitor`]: the pure crash-attribution state machine;
 //! - [`config`]: settings from the file and flags, validated;
 //! - [`state`]: the state file that keeps activations and records across restarts;
+//! - [`systemd`]: systemd's API as the daemon and the `probe` command use it;
 //! - [`atomic`]: replacing a file atomically (state, drop-in, metrics);
 //! - [`metrics`]: Prometheus text format of a snapshot;
 //! - [`bus`], [`daemon`], [`logging`]: the D-Bus face, the running daemon, its logs;
@@ -24,3 +25,4 @@ pub mod logging;
 pub mod metrics;
 pub mod monitor;
 pub mod state;
+pub mod systemd;

@@ -1,12 +1,16 @@
 //! Property tests of the monitor's invariants over random sequences of
-//! probe results, activations, requests, dismissals and passing time.
+//! probe results, activations, requests, dismissals, passing time, unit
+//! reports (with and without socket activation), socket appearances, idle
+//! connection closes, and rollbacks starting and finishing.
 #![allow(clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
 use fail2ban_healthd::health::{JailStats, OfflineReason, ServerStatus};
-use fail2ban_healthd::monitor::{Event, Input, Monitor, Now, RecoveryRecord, Timing};
+use fail2ban_healthd::monitor::{
+    Activation, Event, Input, Monitor, Now, RecoveryRecord, Timing, UnitState,
+};
 use proptest::prelude::*;
 
 const JAILS: [&str; 4] = ["alpha", "beta", "gamma", "delta"];
@@ -19,6 +23,35 @@ enum Op {
     Activate(usize),
     Request,
     Dismiss,
+    /// A unit report: service state, result, invocation, restarts, socket.
+    Unit(usize, usize, u8, u32, usize),
+    SocketAppeared,
+    IdleClosed,
+    RollbackStart,
+    RollbackFinish(bool),
+}
+
+const STATES: [&str; 6] = [
+    "active",
+    "reloading",
+    "activating",
+    "deactivating",
+    "inactive",
+    "failed",
+];
+const RESULTS: [&str; 4] = ["success", "exit-code", "signal", "start-limit-hit"];
+const SOCKETS: [Option<&str>; 4] = [None, Some("active"), Some("failed"), Some("inactive")];
+
+fn unit(op: (usize, usize, u8, u32, usize)) -> UnitState {
+    let (state, result, invocation, restarts, socket) = op;
+    UnitState {
+        active_state: STATES[state].into(),
+        result: RESULTS[result].into(),
+        exit_status: if result == 0 { 0 } else { 255 },
+        invocation_id: format!("{invocation:02x}"),
+        n_restarts: restarts,
+        socket_state: SOCKETS[socket].map(str::to_owned),
+    }
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -29,6 +62,12 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0usize..4).prop_map(Op::Activate),
         1 => Just(Op::Request),
         1 => Just(Op::Dismiss),
+        2 => (0usize..6, 0usize..4, 0u8..3, 0u32..3, 0usize..4)
+            .prop_map(|(a, b, c, d, e)| Op::Unit(a, b, c, d, e)),
+        1 => Just(Op::SocketAppeared),
+        1 => Just(Op::IdleClosed),
+        1 => Just(Op::RollbackStart),
+        1 => any::<bool>().prop_map(Op::RollbackFinish),
     ]
 }
 
@@ -64,12 +103,14 @@ proptest! {
             crash_window: Duration::from_secs(60),
             jail_start_grace: Duration::from_secs(5),
             watch_interval: Duration::from_secs(1),
+            restart_grace: Duration::from_secs(15),
         };
         let t0 = Now { mono: Instant::now(), wall: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() };
         let mut now = t0;
         let mut m = Monitor::new(timing, now);
         let mut last_activation_mono: Option<Instant> = None;
         let mut outstanding = 0u32;
+        let mut rollback: Option<Activation> = None;
 
         for op in ops {
             let before = m.snapshot().pending_recovery.clone();
@@ -98,6 +139,24 @@ proptest! {
                     last_activation_mono = Some(now.mono);
                 }
                 Op::Request => m.handle_input(now, Input::ProbeRequested).unwrap(),
+                Op::Unit(a, b, c, d, e) => {
+                    m.handle_input(now, Input::UnitChanged(unit((a, b, c, d, e)))).unwrap();
+                }
+                Op::SocketAppeared => m.handle_input(now, Input::SocketAppeared).unwrap(),
+                Op::IdleClosed => m.handle_input(now, Input::IdleConnectionClosed).unwrap(),
+                Op::RollbackStart => {
+                    let started = m.handle_input(now, Input::RollbackStarted).is_ok();
+                    prop_assert_eq!(started, before.as_ref().is_some_and(|r| !r.rolled_back) && rollback.is_none());
+                    if started {
+                        let r = before.as_ref().unwrap();
+                        rollback = Some(Activation { jail_name: r.jail_name.clone(), activated_at: r.activated_at });
+                    }
+                }
+                Op::RollbackFinish(done) => {
+                    if let Some(activation) = rollback.take() {
+                        m.handle_input(now, Input::RollbackFinished { activation, done }).unwrap();
+                    }
+                }
                 Op::Dismiss => {
                     let had = before.is_some();
                     prop_assert_eq!(m.handle_input(now, Input::RecoveryDismissed).is_ok(), had);
@@ -108,12 +167,20 @@ proptest! {
             let mut resolved = 0;
             while let Some(e) = m.poll_event() {
                 match e {
-                    Event::ProbeDue => outstanding += 1,
+                    Event::ProbeDue => {
+                        outstanding += 1;
+                        // Never a connection while it would start fail2ban.
+                        prop_assert_eq!(m.connect_gate(), None);
+                    }
                     Event::CrashDetected { since_activation, record } => {
                         created += 1;
-                        prop_assert!(since_activation <= timing.crash_window);
+                        // A restart grace may end after the window: the
+                        // stop that opened it was inside.
+                        prop_assert!(since_activation <= timing.crash_window + timing.restart_grace);
                         let at = last_activation_mono.expect("an activation exists");
-                        prop_assert_eq!(now.mono - at, since_activation);
+                        // At the step's time, or at a grace's end passed
+                        // during the step.
+                        prop_assert!(since_activation <= now.mono - at);
                         prop_assert!(!record.recovered());
                     }
                     Event::RecoveryResolved { .. } => resolved += 1,
@@ -125,10 +192,19 @@ proptest! {
             // Never two probes at a time.
             prop_assert!(outstanding <= 1);
             prop_assert_eq!(outstanding == 1, m.probe_in_flight());
-            prop_assert_eq!(m.poll_timeout().is_none(), m.probe_in_flight());
+            let gated = m.connect_gate().is_some();
+            if gated {
+                // The units say fail2ban is not up; nothing connects.
+                prop_assert!(!snap.online);
+                prop_assert_eq!(Some(snap.offline_reason), m.connect_gate());
+            }
             // A next probe is always planned within one interval, and within
-            // a watch interval while an activation's window is open.
-            if let Some(due) = m.poll_timeout() {
+            // a watch interval while an activation's window is open, unless
+            // a probe runs or connecting is not allowed.
+            if !m.probe_in_flight() && !gated {
+                let due = m.poll_timeout();
+                prop_assert!(due.is_some());
+                let due = due.unwrap();
                 prop_assert!(due <= now.mono + timing.probe_interval);
                 if last_activation_mono.is_some_and(|a| now.mono < a + timing.crash_window) {
                     prop_assert!(due <= now.mono + timing.watch_interval, "close watch");

@@ -10,8 +10,8 @@
 //! - `notify`: systemd's notify socket (READY, STATUS, WATCHDOG, STOPPING);
 //! - `persist`: the state file, written after every change;
 //! - `socket_watch`: inotify on the socket's path, to see fail2ban return;
-//! - `unit_watch`: fail2ban's systemd unit, to learn how it ended;
-//! - `systemd`: the proxies of systemd's API used by the two above;
+//! - `unit_watch`: fail2ban's systemd unit (and its `.socket`), to tell a
+//!   restart from a crash and, under socket activation, when not to connect;
 //! - `rollback`: `Rollback()`, the drop-in and fail2ban's restart;
 //! - `metrics`: the Prometheus text file, written after every probe.
 
@@ -22,7 +22,6 @@ mod persist;
 mod publish;
 pub mod rollback;
 mod socket_watch;
-mod systemd;
 mod unit_watch;
 
 use std::sync::Arc;
@@ -164,6 +163,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let rollback = rollback::Settings {
         rollback: config.rollback.clone(),
         unit: config.fail2ban_unit.clone(),
+        socket: config.probe.socket.clone(),
     };
     let conn = builder(&config.bus)
         .serve_at(PATH, Health::new(handle, constants, managers, rollback))
@@ -175,11 +175,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot own the bus name {NAME}"))?;
     tracing::info!(bus_name = NAME, "bus_name_acquired");
 
+    // Followed even without instant detection: under socket activation the
+    // unit says when connecting would start fail2ban.
     let (unit_tx, unit_rx) = mpsc::unbounded_channel();
-    let unit_watch = (config.instant_detection && !config.fail2ban_unit.is_empty()).then(|| {
+    let unit_watch = (!config.fail2ban_unit.is_empty()).then(|| {
         tokio::spawn(unit_watch::run(
             conn.clone(),
             config.fail2ban_unit.clone(),
+            config.probe.socket.clone(),
             unit_tx,
         ))
     });
@@ -191,7 +194,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             config: config.clone(),
             monitor,
             commands: commands_rx,
-            unit_exits: unit_rx,
+            unit_states: unit_rx,
             snapshot: snapshot_tx,
             publish: publish_tx,
         },

@@ -21,7 +21,7 @@ use crate::cli::error_chain;
 use crate::config::Config;
 use crate::fail2ban::{self, Prober};
 use crate::health::ServerStatus;
-use crate::monitor::{Activation, Event, Input, Monitor, Now, Refusal, Snapshot};
+use crate::monitor::{Activation, Event, Input, Monitor, Now, Refusal, Snapshot, UnitState};
 
 /// What the owner task is given.
 pub struct Parts {
@@ -31,8 +31,8 @@ pub struct Parts {
     pub monitor: Monitor,
     /// Commands from the bus methods.
     pub commands: mpsc::Receiver<Command>,
-    /// How fail2ban's systemd unit ended, each time it stops.
-    pub unit_exits: mpsc::UnboundedReceiver<crate::monitor::UnitExit>,
+    /// fail2ban's systemd unit, at start and at each change.
+    pub unit_states: mpsc::UnboundedReceiver<UnitState>,
     /// Where snapshots are published for property reads.
     pub snapshot: watch::Sender<Arc<Snapshot>>,
     /// Where events and snapshot changes go to the bus.
@@ -58,7 +58,7 @@ pub async fn run(parts: Parts, mut stop: watch::Receiver<bool>) {
         config,
         mut monitor,
         mut commands,
-        mut unit_exits,
+        mut unit_states,
         snapshot,
         publish,
     } = parts;
@@ -84,6 +84,7 @@ pub async fn run(parts: Parts, mut stop: watch::Receiver<bool>) {
     let mut published = snapshot.borrow().clone();
     let mut status_line = notify::status_line(&published);
     let mut last_error = String::new();
+    let mut warned_broken_activation = false;
     let watchdog = notify::watchdog_period();
     let mut ticker = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -112,6 +113,9 @@ pub async fn run(parts: Parts, mut stop: watch::Receiver<bool>) {
                 },
                 other => {
                     log_event(&other, &last_error);
+                    if matches!(other, Event::CameOnline { .. }) && !warned_broken_activation {
+                        warned_broken_activation = warn_broken_activation(&monitor);
+                    }
                     events.push(other);
                 }
             }
@@ -187,9 +191,9 @@ pub async fn run(parts: Parts, mut stop: watch::Receiver<bool>) {
             // calls can starve them.
             () = sleep_until(deadline), if deadline.is_some() => monitor.handle_timeout(now()),
             _ = ticker.tick(), if watchdog.is_some() => notify::watchdog(),
-            Some(exit) = unit_exits.recv() => {
+            Some(state) = unit_states.recv() => {
                 let now = now();
-                monitor.handle_input(now, Input::UnitStopped(exit)).ok();
+                monitor.handle_input(now, Input::UnitChanged(state)).ok();
                 monitor.handle_timeout(now);
             }
             Some(command) = commands.recv() => apply(&mut monitor, &mut waiters, command),
@@ -296,6 +300,23 @@ fn apply(monitor: &mut Monitor, waiters: &mut Vec<oneshot::Sender<bool>>, comman
             waiters.push(reply);
         }
     }
+}
+
+/// fail2ban 1.1.1 ships `fail2ban.socket`, but its socket activation is
+/// broken (fixed after 1.1.1, gh-4225): a clean stop leaves the socket unit
+/// failed, and a crash leaves a server without its socket file. Says so
+/// once, when that combination is seen; true once said.
+fn warn_broken_activation(monitor: &Monitor) -> bool {
+    let activated = monitor.unit().is_some_and(UnitState::socket_activated);
+    let version = &monitor.snapshot().version;
+    if activated && version == "1.1.1" {
+        tracing::warn!(
+            version = %version,
+            "fail2ban_socket_activation_broken"
+        );
+        return true;
+    }
+    false
 }
 
 fn log_event(event: &Event, last_error: &str) {

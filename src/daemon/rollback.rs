@@ -25,10 +25,10 @@ use tokio::time::Instant;
 use zbus::Connection;
 
 use super::Handle;
-use super::systemd::{ManagerProxy, UnitProxy};
 use crate::bus::valid_jail_name;
 use crate::config;
 use crate::monitor::Activation;
+use crate::systemd::{ManagerProxy, UnitProxy, activating_socket};
 
 /// The first line of the drop-in; a file without it is not the daemon's.
 pub const MARKER: &str = "# Written by fail2ban-healthd";
@@ -40,6 +40,8 @@ pub struct Settings {
     pub rollback: config::Rollback,
     /// fail2ban's systemd unit, or empty.
     pub unit: String,
+    /// fail2ban's control socket, to find a `.socket` unit listening on it.
+    pub socket: PathBuf,
 }
 
 /// What a rollback did; the method's `a{sv}` answer.
@@ -183,7 +185,7 @@ fn under_systemd() -> bool {
 /// whenever this daemon is itself a systemd service (a server started by a
 /// command would run inside this daemon's sandbox and cgroup); otherwise
 /// with the commands.
-async fn how_to_restart(conn: &Connection, unit: &str) -> Result<Restart, Failure> {
+async fn how_to_restart(conn: &Connection, unit: &str, socket: &Path) -> Result<Restart, Failure> {
     let sandboxed = under_systemd();
     let refuse = || {
         Failure::NoWayToRestart(format!(
@@ -214,8 +216,13 @@ async fn how_to_restart(conn: &Connection, unit: &str) -> Result<Restart, Failur
         let loaded = u.load_state().await? == "loaded";
         let state = u.active_state().await?;
         let file_state = u.unit_file_state().await.unwrap_or_default();
-        let in_use =
-            state != "inactive" || file_state.starts_with("enabled") || file_state == "static";
+        let activated = activating_socket(conn, &manager, &u, socket)
+            .await?
+            .is_some();
+        let in_use = state != "inactive"
+            || file_state.starts_with("enabled")
+            || file_state == "static"
+            || activated;
         zbus::Result::Ok(loaded && (in_use || sandboxed))
     };
     match tokio::time::timeout(Duration::from_secs(5), check).await {
@@ -229,8 +236,16 @@ async fn how_to_restart(conn: &Connection, unit: &str) -> Result<Restart, Failur
     }
 }
 
-/// Restarts `unit` and waits for systemd's job to end.
-async fn restart_unit(conn: &Connection, unit: &str, deadline: Instant) -> Result<(), String> {
+/// Restarts `unit` and waits for systemd's job to end. Under socket
+/// activation the `.socket` unit that listens on `socket` is reset and
+/// started first, so that both units end up as they should be: the socket
+/// listening, the service active.
+async fn restart_unit(
+    conn: &Connection,
+    unit: &str,
+    socket: &Path,
+    deadline: Instant,
+) -> Result<(), String> {
     let manager = ManagerProxy::new(conn).await.map_err(|e| e.to_string())?;
     // The unit watch may have subscribed this connection already
     // (AlreadySubscribed): either way systemd sends the job's end.
@@ -241,16 +256,68 @@ async fn restart_unit(conn: &Connection, unit: &str, deadline: Instant) -> Resul
         .receive_job_removed()
         .await
         .map_err(|e| e.to_string())?;
+    let service = unit_proxy(conn, &manager, unit).await?;
+    let socket_unit = activating_socket(conn, &manager, &service, socket)
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Some((name, _)) = &socket_unit {
+        tracing::info!(unit, socket_unit = %name, "rollback_socket_activated");
+        // A failed socket (start-limit-hit) listens again only once reset.
+        let _ = manager.reset_failed_unit(name).await;
+        let job = manager
+            .start_unit(name, "replace")
+            .await
+            .map_err(|e| format!("systemd refused to start {name}: {e}"))?;
+        wait_job(&mut removed, &job, name, deadline).await?;
+    }
     // A failed unit may also have hit its start rate limit.
     let _ = manager.reset_failed_unit(unit).await;
     let job = manager
         .restart_unit(unit, "replace")
         .await
         .map_err(|e| format!("systemd refused to restart {unit}: {e}"))?;
+    wait_job(&mut removed, &job, unit, deadline).await?;
+    // A job that is done says the start was queued and began; the states
+    // say whether both units are where they should be.
+    let mut expected = vec![(unit.to_owned(), service)];
+    if let Some((name, _)) = socket_unit {
+        let proxy = unit_proxy(conn, &manager, &name).await?;
+        expected.push((name, proxy));
+    }
+    for (name, proxy) in expected {
+        let state = proxy.active_state().await.map_err(|e| e.to_string())?;
+        if state != "active" {
+            return Err(format!("{name} is {state} after its restart"));
+        }
+    }
+    Ok(())
+}
+
+async fn unit_proxy<'a>(
+    conn: &Connection,
+    manager: &ManagerProxy<'_>,
+    unit: &str,
+) -> Result<UnitProxy<'a>, String> {
+    let path = manager.load_unit(unit).await.map_err(|e| e.to_string())?;
+    UnitProxy::builder(conn)
+        .path(path)
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Waits until systemd removes `job`, which must end `done`.
+async fn wait_job(
+    removed: &mut crate::systemd::JobRemovedStream,
+    job: &zbus::OwnedObjectPath,
+    unit: &str,
+    deadline: Instant,
+) -> Result<(), String> {
     let wait = async {
         while let Some(signal) = removed.next().await {
             let Ok(args) = signal.args() else { continue };
-            if *args.job() == job {
+            if args.job() == job {
                 return Some(args.result().clone());
             }
         }
@@ -258,13 +325,9 @@ async fn restart_unit(conn: &Connection, unit: &str, deadline: Instant) -> Resul
     };
     match tokio::time::timeout_at(deadline, wait).await {
         Ok(Some(result)) if result == "done" => Ok(()),
-        Ok(Some(result)) => Err(format!(
-            "systemd's restart job of {unit} ended with {result:?}"
-        )),
+        Ok(Some(result)) => Err(format!("systemd's job for {unit} ended with {result:?}")),
         Ok(None) => Err("lost systemd's signals".into()),
-        Err(_) => Err(format!(
-            "systemd's restart job of {unit} did not end in time"
-        )),
+        Err(_) => Err(format!("systemd's job for {unit} did not end in time")),
     }
 }
 
@@ -371,12 +434,12 @@ async fn perform(
     let path = settings.rollback.dropin.clone();
     tracing::warn!(jail, uid, dropin = %path.display(), "rollback_started");
     // Nothing is written unless fail2ban can be brought back from here.
-    let how = how_to_restart(conn, &settings.unit).await?;
+    let how = how_to_restart(conn, &settings.unit, &settings.socket).await?;
     let path = write_dropin(path, jail.to_owned()).await?;
     let restart = match how {
         Restart::Unit => {
             tracing::info!(unit = %settings.unit, "rollback_restarting_unit");
-            restart_unit(conn, &settings.unit, deadline).await
+            restart_unit(conn, &settings.unit, &settings.socket, deadline).await
         }
         Restart::Commands => {
             let online = daemon.probe().await.unwrap_or(false);

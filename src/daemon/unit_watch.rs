@@ -1,17 +1,29 @@
-//! Follows fail2ban's systemd unit on the bus: when it leaves the active
-//! state, reports how it ended (`Result`, `ExecMainStatus`). Without systemd
-//! on the bus, or without the unit, it stays quiet.
+//! Follows fail2ban's systemd unit on the bus and reports its state (active
+//! state, `Result`, `ExecMainStatus`, `InvocationID`, `NRestarts`) once at
+//! start and at every change, so the monitor can tell a restart from a
+//! crash. Under socket activation (the service's `TriggeredBy` names a
+//! `.socket` unit listening on fail2ban's socket path) the socket unit is
+//! followed too. Without systemd on the bus, or without the unit, it stays
+//! quiet and the daemon works from the socket alone.
 
-use super::systemd::{ManagerProxy, ServiceProxy, UnitProxy};
-use crate::monitor::UnitExit;
+use std::path::{Path, PathBuf};
+
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use zbus::Connection;
 
-/// Sends an exit each time the unit leaves the active state, until the
+use crate::monitor::UnitState;
+use crate::systemd::{FailUnit, UnitProxy};
+
+/// Sends the unit's state at start and after each change, until the
 /// receiver is gone.
-pub async fn run(conn: Connection, unit: String, exits: mpsc::UnboundedSender<UnitExit>) {
-    if let Err(e) = follow(&conn, &unit, &exits).await {
+pub async fn run(
+    conn: Connection,
+    unit: String,
+    socket_path: PathBuf,
+    states: mpsc::UnboundedSender<UnitState>,
+) {
+    if let Err(e) = follow(&conn, &unit, &socket_path, &states).await {
         tracing::debug!(unit = %unit, error = %e, "unit_watch_quiet");
     }
 }
@@ -19,48 +31,74 @@ pub async fn run(conn: Connection, unit: String, exits: mpsc::UnboundedSender<Un
 async fn follow(
     conn: &Connection,
     unit: &str,
-    exits: &mpsc::UnboundedSender<UnitExit>,
+    socket_path: &Path,
+    states: &mpsc::UnboundedSender<UnitState>,
 ) -> zbus::Result<()> {
-    let manager = ManagerProxy::new(conn).await?;
-    let path = manager.load_unit(unit).await?;
     // systemd sends unit property changes only to subscribed clients.
-    manager.subscribe().await?;
-    let unit_proxy = UnitProxy::builder(conn).path(path.clone()).build().await?;
-    let service = ServiceProxy::builder(conn)
-        .path(path)
-        .cache_properties(zbus::proxy::CacheProperties::No)
-        .build()
+    crate::systemd::ManagerProxy::new(conn)
+        .await?
+        .subscribe()
         .await?;
+    let Some(units) = FailUnit::open(conn, unit, socket_path).await? else {
+        tracing::info!(unit = %unit, "unit_watch_no_unit");
+        return Ok(());
+    };
+    if let Some((name, _)) = &units.socket {
+        tracing::info!(unit = %unit, socket_unit = %name, "fail2ban_socket_activated");
+    }
+    // The change streams need cached proxies of their own.
+    let watched = cached(conn, &units.unit).await?;
+    let mut service_changes = watched.receive_active_state_changed().await;
+    let socket_watched = match &units.socket {
+        Some((_, proxy)) => Some(cached(conn, proxy).await?),
+        None => None,
+    };
+    let mut socket_changes = match &socket_watched {
+        Some(p) => Some(p.receive_active_state_changed().await),
+        None => None,
+    };
     tracing::info!(unit = %unit, "unit_watch_started");
-    let mut states = unit_proxy.receive_active_state_changed().await;
-    let up = |s: &str| matches!(s, "active" | "reloading" | "refreshing");
-    let mut was_up = unit_proxy.active_state().await.is_ok_and(|s| up(&s));
-    while let Some(change) = states.next().await {
-        let Ok(state) = change.get().await else {
+    let mut last = units.state().await?;
+    if states.send(last.clone()).is_err() {
+        return Ok(());
+    }
+    loop {
+        let socket_next = async {
+            match socket_changes.as_mut() {
+                Some(s) => s.next().await.map(|_| ()),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            change = service_changes.next() => if change.is_none() { break },
+            change = socket_next => if change.is_none() { break },
+        }
+        let Ok(state) = units.state().await else {
             continue;
         };
-        // A reload is not a stop, and while deactivating the result is not
-        // final yet: wait for the state after it.
-        if state == "deactivating" {
+        if state == last {
             continue;
         }
-        if was_up && !up(&state) {
-            let exit = UnitExit {
-                result: service.result().await.unwrap_or_default(),
-                exit_status: service.exec_main_status().await.unwrap_or_default(),
-            };
-            tracing::info!(
-                unit = %unit,
-                state = %state,
-                result = %exit.result,
-                exit_status = exit.exit_status,
-                "fail2ban_unit_stopped"
-            );
-            if exits.send(exit).is_err() {
-                break;
-            }
+        tracing::info!(
+            unit = %unit,
+            state = %state.active_state,
+            result = %state.result,
+            exit_status = state.exit_status,
+            n_restarts = state.n_restarts,
+            socket_state = state.socket_state.as_deref().unwrap_or(""),
+            "fail2ban_unit_changed"
+        );
+        last = state.clone();
+        if states.send(state).is_err() {
+            break;
         }
-        was_up = up(&state);
     }
     Ok(())
+}
+
+async fn cached<'a>(conn: &Connection, unit: &UnitProxy<'_>) -> zbus::Result<UnitProxy<'a>> {
+    UnitProxy::builder(conn)
+        .path(unit.inner().path().to_owned())
+        .build()
+        .await
 }

@@ -8,8 +8,18 @@
 //! wants a probe ([`Monitor::poll_timeout`]); the caller runs it and feeds
 //! the result back. Events come out of [`Monitor::poll_event`]. Modelled on
 //! the sans-I/O style of quinn-proto and str0m.
+//!
+//! Call order: after any [`Monitor::handle_input`] or
+//! [`Monitor::handle_timeout`], drain [`Monitor::poll_event`], then sleep
+//! until [`Monitor::poll_timeout`] and call `handle_timeout`.
+//!
+//! Restarts are not crashes (see the D-Bus contract, "A restart is not a
+//! crash"): a clean stop opens the restart grace, and the record waits for
+//! its verdict; an unclean loss is recorded at once.
 
 mod record;
+mod restart;
+mod unit;
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -17,6 +27,10 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 
 pub use record::{Activation, Cause, RecoveryRecord, UnitExit};
+pub use unit::UnitState;
+
+use restart::{Grace, Settle};
+use unit::UnitChange;
 
 use crate::health::{JailStats, OfflineReason, ServerStatus};
 
@@ -50,6 +64,9 @@ pub struct Timing {
     pub jail_start_grace: Duration,
     /// Time between probes while an activation's window is open.
     pub watch_interval: Duration,
+    /// After a clean stop (a restart), how long fail2ban may take to come
+    /// back healthy before the stop counts as a failure.
+    pub restart_grace: Duration,
 }
 
 impl Default for Timing {
@@ -59,6 +76,7 @@ impl Default for Timing {
             crash_window: Duration::from_secs(60),
             jail_start_grace: Duration::from_secs(5),
             watch_interval: Duration::from_secs(1),
+            restart_grace: Duration::from_secs(15),
         }
     }
 }
@@ -74,6 +92,11 @@ const UNIT_EXIT_RELEVANCE: Duration = Duration::from_secs(10);
 /// server does not answer yet, and how often.
 const STARTUP_RETRY_FOR: Duration = Duration::from_secs(3);
 const STARTUP_RETRY_EVERY: Duration = Duration::from_millis(100);
+
+/// After a connection was refused, how long to wait before asking again:
+/// a graceful stop of fail2ban 1.1 may refuse for a moment before its
+/// socket file goes, which a crash never does.
+const REFUSAL_CONFIRM_AFTER: Duration = Duration::from_millis(200);
 
 /// At most this many recent activations are remembered for
 /// `SuspectJails`; older ones inside the window are dropped first.
@@ -97,10 +120,11 @@ pub enum Input {
     /// fail2ban's socket file (re)appeared: a server is starting. Probe
     /// now, and again shortly while it is not answering yet.
     SocketAppeared,
-    /// fail2ban's systemd unit left the active state, ending so. A second
-    /// instant sign of death: probe now, and tell the cause-1 record how
-    /// fail2ban ended.
-    UnitStopped(UnitExit),
+    /// fail2ban's systemd unit as reported now: once when it is first
+    /// seen, then at every change of its (or its socket's) active state.
+    /// Says how fail2ban ended, whether a stop was on purpose, and, under
+    /// socket activation, whether the daemon may connect at all.
+    UnitChanged(UnitState),
     /// A manager clears the recovery record.
     RecoveryDismissed,
     /// A manager starts rolling back the record's jail. Refused when there
@@ -117,7 +141,6 @@ pub enum Input {
         done: bool,
     },
 }
-
 /// Why an input was refused; nothing changed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
@@ -227,6 +250,16 @@ struct Watch {
     spent: bool,
 }
 
+/// Whether a way of going offline is one fail2ban or systemd chose: a
+/// graceful stop removes the socket or answers `SHUTDOWN`, and a stopped
+/// service under socket activation is inactive.
+fn clean(reason: OfflineReason) -> bool {
+    matches!(
+        reason,
+        OfflineReason::SocketMissing | OfflineReason::ShuttingDown | OfflineReason::Inactive
+    )
+}
+
 /// The crash-attribution state machine.
 #[derive(Debug)]
 pub struct Monitor {
@@ -242,8 +275,20 @@ pub struct Monitor {
     probe_again: bool,
     /// Retry quickly until then while offline: a server is starting.
     startup_until: Option<Instant>,
-    /// The latest exit of fail2ban's unit, for a record that follows it.
+    /// The latest failure of fail2ban's unit, for a record that follows it.
     unit_exit: Option<(UnitExit, Instant)>,
+    /// fail2ban's unit as last reported, if it runs as one.
+    unit: Option<UnitState>,
+    /// A clean stop awaits its verdict.
+    grace: Option<Grace>,
+    /// fail2ban came back and its jail list is not judged yet.
+    settle: Option<Settle>,
+    /// fail2ban went offline refusing connections at this moment: asked
+    /// again shortly before that counts as a crash.
+    refused: Option<Instant>,
+    /// The held connection was closed while fail2ban was online; an answer
+    /// before any stop is seen comes from a new server.
+    held_lost: bool,
     /// When the latest probe ended.
     last_probe_end: Option<Instant>,
     next_probe: Instant,
@@ -263,6 +308,11 @@ impl Monitor {
             probe_again: false,
             startup_until: None,
             unit_exit: None,
+            unit: None,
+            grace: None,
+            settle: None,
+            refused: None,
+            held_lost: false,
             last_probe_end: None,
             next_probe: now.mono,
             events: VecDeque::new(),
@@ -325,20 +375,39 @@ impl Monitor {
         &self.snapshot
     }
 
+    /// fail2ban's unit as last reported, if it runs as one.
+    pub fn unit(&self) -> Option<&UnitState> {
+        self.unit.as_ref()
+    }
+
     /// Whether a probe is running.
     pub fn probe_in_flight(&self) -> bool {
         self.probe_in_flight
     }
 
-    /// When [`Monitor::handle_timeout`] should next be called; `None` while
-    /// a probe runs (its end reschedules).
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        (!self.probe_in_flight).then_some(self.next_probe)
+    /// Why the daemon must not connect to fail2ban now (socket activation
+    /// with the service not running); `None` when it may.
+    pub fn connect_gate(&self) -> Option<OfflineReason> {
+        self.unit.as_ref().and_then(UnitState::gate)
     }
 
-    /// Lets time pass: emits [`Event::ProbeDue`] when a probe is due.
+    /// When [`Monitor::handle_timeout`] should next be called: the next
+    /// probe (none while one runs or while connecting is not allowed) or
+    /// the end of a restart grace, whichever comes first.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let probe =
+            (!self.probe_in_flight && self.connect_gate().is_none()).then_some(self.next_probe);
+        let grace = self.grace.as_ref().map(|g| g.until);
+        probe.into_iter().chain(grace).min()
+    }
+
+    /// Lets time pass: ends a restart grace that is over, and emits
+    /// [`Event::ProbeDue`] when a probe is due.
     pub fn handle_timeout(&mut self, now: Now) {
-        if !self.probe_in_flight && now.mono >= self.next_probe {
+        if self.grace.as_ref().is_some_and(|g| now.mono >= g.until) {
+            self.grace_ended(now);
+        }
+        if !self.probe_in_flight && self.connect_gate().is_none() && now.mono >= self.next_probe {
             self.probe_in_flight = true;
             self.probe_again = false;
             self.events.push_back(Event::ProbeDue);
@@ -359,44 +428,12 @@ impl Monitor {
             Input::ProbeFinished(result) => self.probe_finished(now, result),
             Input::ActivationRegistered { jail } => self.activation(now, jail),
             Input::ProbeRequested => self.request_probe(now),
-            Input::IdleConnectionClosed => {
-                // At once, but never back to back with the previous probe:
-                // a peer that closes every connection cannot spin us.
-                let floor = self
-                    .last_probe_end
-                    .map_or(now.mono, |t| t + IDLE_CLOSE_FLOOR);
-                if self.probe_in_flight {
-                    self.probe_again = true;
-                } else {
-                    self.next_probe = self.next_probe.min(floor.max(now.mono));
-                }
-            }
-            Input::UnitStopped(exit) => {
-                let attached = match self.snapshot.pending_recovery.as_mut() {
-                    // A clean stop (a restart's) gives way to the failure
-                    // that follows it, which says more.
-                    Some(r)
-                        if !r.recovered()
-                            && r.unit_exit.as_ref().is_none_or(|u| {
-                                u.result == "success" && exit.result != "success"
-                            })
-                            && matches!(r.cause, Cause::WentOffline(_)) =>
-                    {
-                        r.unit_exit = Some(exit.clone());
-                        true
-                    }
-                    _ => false,
-                };
-                if !attached {
-                    self.unit_exit = Some((exit, now.mono));
-                }
-                self.request_probe(now);
-            }
+            Input::IdleConnectionClosed => self.idle_connection_closed(now),
+            Input::UnitChanged(state) => self.unit_changed(now, state),
             Input::SocketAppeared => {
                 // While a probe runs, "online" may be stale: act anyway.
                 if !self.snapshot.online || self.probe_in_flight {
-                    self.startup_until = Some(now.mono + STARTUP_RETRY_FOR);
-                    self.request_probe(now);
+                    self.server_starting(now);
                 }
             }
             Input::RecoveryDismissed => {
@@ -431,6 +468,29 @@ impl Monitor {
             self.probe_again = true;
         } else {
             self.next_probe = self.next_probe.min(now.mono);
+        }
+    }
+
+    /// A server is starting: probe now, and again shortly while it does
+    /// not answer yet.
+    fn server_starting(&mut self, now: Now) {
+        self.startup_until = Some(now.mono + STARTUP_RETRY_FOR);
+        self.request_probe(now);
+    }
+
+    fn idle_connection_closed(&mut self, now: Now) {
+        if self.snapshot.online {
+            self.held_lost = true;
+        }
+        // At once, but never back to back with the previous probe: a peer
+        // that closes every connection cannot spin us.
+        let floor = self
+            .last_probe_end
+            .map_or(now.mono, |t| t + IDLE_CLOSE_FLOOR);
+        if self.probe_in_flight {
+            self.probe_again = true;
+        } else {
+            self.next_probe = self.next_probe.min(floor.max(now.mono));
         }
     }
 
@@ -486,54 +546,251 @@ impl Monitor {
         now.mono.saturating_duration_since(watch.at) <= self.timing.crash_window
     }
 
+    /// The activation a failure now would be attributed to, if any.
+    fn blamable(&self, now: Now) -> Option<Watch> {
+        self.watch
+            .clone()
+            .filter(|w| !w.spent && self.window_open(w, now))
+    }
+
     fn probe_finished(&mut self, now: Now, result: Result<ServerStatus, OfflineReason>) {
         self.probe_in_flight = false;
         self.last_probe_end = Some(now.mono);
-        let was_online = self.snapshot.online;
-        // Before the first probe nothing was seen offline (the daemon just
-        // started, possibly with a record restored from disk).
-        let seen_offline =
-            !was_online && self.snapshot.offline_reason != OfflineReason::NotProbedYet;
         self.snapshot.last_probe = Some(now.wall);
+        let held_lost = std::mem::take(&mut self.held_lost);
+        // A probe started before the units said fail2ban is down: they win.
+        let result = match self.connect_gate() {
+            Some(reason) => Err(reason),
+            None => result,
+        };
         match result {
-            Ok(status) => {
-                self.snapshot.online = true;
-                self.snapshot.offline_reason = OfflineReason::None;
-                self.snapshot.version = status.version;
-                self.snapshot.jails = status.jails;
-                if !was_online {
-                    self.events.push_back(Event::CameOnline {
-                        version: self.snapshot.version.clone(),
-                    });
-                }
-                if seen_offline {
-                    // Back online after being offline resolves any cause.
-                    self.resolve(now);
-                }
-                self.resolve_cleared(now);
-                self.check_jails(now);
-            }
+            Ok(status) => self.answered(now, status, held_lost),
             Err(reason) => {
-                // A probe failure never reports "none" or "not probed".
+                // A probe failure never reports "none" or "not probed";
+                // systemd's view of the unit says more than a socket can.
                 let reason = match reason {
                     OfflineReason::None | OfflineReason::NotProbedYet => {
                         OfflineReason::ProtocolError
                     }
                     r => r,
                 };
-                self.snapshot.online = false;
-                self.snapshot.offline_reason = reason;
-                self.snapshot.version.clear();
-                self.snapshot.jails.clear();
-                if was_online {
-                    self.events.push_back(Event::WentOffline { reason });
-                    if let Some(watch) = self.watch.clone().filter(|w| self.window_open(w, now)) {
-                        self.record(now, &watch, Cause::WentOffline(reason));
-                    }
-                }
+                let reason = self
+                    .unit
+                    .as_ref()
+                    .and_then(UnitState::offline_reason)
+                    .unwrap_or(reason);
+                self.went_offline(now, reason);
             }
         }
         self.schedule(now);
+    }
+
+    /// fail2ban answered a probe.
+    fn answered(&mut self, now: Now, status: ServerStatus, held_lost: bool) {
+        let was_online = self.snapshot.online;
+        // Before the first probe nothing was seen offline (the daemon just
+        // started, possibly with a record restored from disk).
+        let seen_offline =
+            !was_online && self.snapshot.offline_reason != OfflineReason::NotProbedYet;
+        self.snapshot.online = true;
+        self.snapshot.offline_reason = OfflineReason::None;
+        self.snapshot.version = status.version;
+        self.snapshot.jails = status.jails;
+        let names = self.jail_names();
+        if was_online {
+            if let Some(settle) = self.settle.as_mut() {
+                if settle.settled(now.mono, names) {
+                    self.settle = None;
+                }
+            }
+        } else {
+            self.events.push_back(Event::CameOnline {
+                version: self.snapshot.version.clone(),
+            });
+            // Only a jail list that can still be judged needs to settle.
+            if self.grace.is_some() || self.blamable(now).is_some() {
+                self.settle = Some(Settle::new(now.mono, names));
+            }
+            if let Some(grace) = self.grace.as_mut() {
+                grace.came_back = true;
+            }
+        }
+        if seen_offline {
+            // Back online after being offline resolves any cause.
+            self.resolve(now);
+        }
+        self.resolve_cleared(now);
+        // A server that answers right after the held connection was lost,
+        // or right after refusing connections, with no stop seen, is a new
+        // one: the old one crashed and was restarted at once.
+        let refused = self.refused.take().is_some();
+        let replaced = (held_lost && was_online) || refused;
+        if replaced && self.grace.is_none() {
+            let reason = if held_lost {
+                OfflineReason::ConnectionLost
+            } else {
+                OfflineReason::ConnectionRefused
+            };
+            self.failure(now, Cause::WentOffline(reason));
+        }
+        if self.settle.is_some() {
+            return;
+        }
+        match &self.grace {
+            Some(g) if g.came_back => {
+                self.grace = None;
+                self.judge_return(now);
+            }
+            // The old server still answers while it stops.
+            Some(_) => {}
+            None => self.check_jails(now),
+        }
+    }
+
+    fn jail_names(&self) -> Vec<String> {
+        self.snapshot.jails.iter().map(|j| j.name.clone()).collect()
+    }
+
+    /// fail2ban is offline for `reason`: publishes it and applies the
+    /// restart rules to a new loss.
+    fn went_offline(&mut self, now: Now, reason: OfflineReason) {
+        let was_online = self.snapshot.online;
+        self.snapshot.online = false;
+        self.snapshot.offline_reason = reason;
+        self.snapshot.version.clear();
+        self.snapshot.jails.clear();
+        self.settle = None;
+        if was_online {
+            self.events.push_back(Event::WentOffline { reason });
+        }
+        let refused_at = self.refused.take();
+        if was_online || refused_at.is_some() {
+            self.judge_loss(now, reason, refused_at);
+        }
+    }
+
+    /// A loss of fail2ban: a clean one opens the restart grace, an unclean
+    /// one is a failure at once (a refusal after being asked once more;
+    /// `refused_at` is when the first refusal was seen).
+    fn judge_loss(&mut self, now: Now, reason: OfflineReason, refused_at: Option<Instant>) {
+        match &self.grace {
+            // Down again before the grace's verdict.
+            Some(g) if g.came_back => self.failure(now, Cause::WentOffline(reason)),
+            // Still the same stop.
+            Some(_) => {}
+            None if clean(reason) => self.open_grace(now),
+            None if reason == OfflineReason::ConnectionRefused && refused_at.is_none() => {
+                if self.blamable(now).is_some() {
+                    self.refused = Some(now.mono);
+                }
+            }
+            None => self.failure_seen(
+                now,
+                refused_at.unwrap_or(now.mono),
+                Cause::WentOffline(reason),
+            ),
+        }
+    }
+
+    /// A clean stop inside an activation's window: the verdict waits.
+    fn open_grace(&mut self, now: Now) {
+        if self.grace.is_none() && self.blamable(now).is_some() {
+            self.grace = Some(Grace {
+                until: now.mono + self.timing.restart_grace,
+                came_back: false,
+            });
+        }
+    }
+
+    /// The restart grace is over before fail2ban came back settled. Judged
+    /// as at the grace's end, however late the caller noticed.
+    fn grace_ended(&mut self, now: Now) {
+        let now = match &self.grace {
+            Some(g) if g.until < now.mono => Now {
+                mono: g.until,
+                wall: now.wall - (now.mono - g.until),
+            },
+            _ => now,
+        };
+        if self.snapshot.online {
+            self.grace = None;
+            self.settle = None;
+            self.judge_return(now);
+        } else {
+            self.failure(now, Cause::WentOffline(self.snapshot.offline_reason));
+        }
+    }
+
+    /// A failure now: recorded against the latest activation if its window
+    /// is open, or if a restart grace it opened was still running.
+    fn failure(&mut self, now: Now, cause: Cause) {
+        self.failure_seen(now, now.mono, cause);
+    }
+
+    /// A failure first seen at `seen` (judged by the window then), recorded
+    /// now.
+    fn failure_seen(&mut self, now: Now, seen: Instant, cause: Cause) {
+        let in_grace = self.grace.take().is_some();
+        self.refused = None;
+        let in_window =
+            |w: &Watch| seen.saturating_duration_since(w.at) <= self.timing.crash_window;
+        if let Some(watch) = self.watch.clone().filter(|w| in_grace || in_window(w)) {
+            self.record(now, &watch, cause);
+        }
+    }
+
+    fn unit_changed(&mut self, now: Now, next: UnitState) {
+        let change = self
+            .unit
+            .as_ref()
+            .map_or(UnitChange::Nothing, |before| before.change_to(&next));
+        self.unit = Some(next);
+        match change {
+            UnitChange::Failed(exit) => self.unit_failed(now, exit),
+            UnitChange::StoppedCleanly => {
+                // A refusal seen just before was this stop's, not a crash.
+                self.refused = None;
+                self.open_grace(now);
+                self.request_probe(now);
+            }
+            UnitChange::Started => self.server_starting(now),
+            UnitChange::Nothing => {}
+        }
+        if let Some(reason) = self.connect_gate() {
+            self.went_offline(now, reason);
+        } else if let Some(reason) = self.unit.as_ref().and_then(UnitState::offline_reason) {
+            if !self.snapshot.online {
+                self.snapshot.offline_reason = reason;
+            }
+        }
+    }
+
+    /// fail2ban's unit failed, was killed, or was restarted by systemd
+    /// after a failure: a crash, even if fail2ban answers again already.
+    fn unit_failed(&mut self, now: Now, exit: UnitExit) {
+        let attached = match self.snapshot.pending_recovery.as_mut() {
+            // A clean stop (a restart's) gives way to the failure that
+            // follows it, which says more.
+            Some(r)
+                if !r.recovered()
+                    && r.unit_exit.as_ref().is_none_or(|u| u.result == "success")
+                    && matches!(r.cause, Cause::WentOffline(_)) =>
+            {
+                r.unit_exit = Some(exit.clone());
+                true
+            }
+            _ => false,
+        };
+        self.unit_exit = Some((exit, now.mono));
+        if !attached {
+            let reason = if self.snapshot.online {
+                OfflineReason::ConnectionLost
+            } else {
+                self.snapshot.offline_reason
+            };
+            self.failure(now, Cause::WentOffline(reason));
+        }
+        self.request_probe(now);
     }
 
     /// Causes 2 and 3, once the grace has passed inside the window.
@@ -545,6 +802,19 @@ impl Monitor {
         if age < self.timing.jail_start_grace || !self.window_open(&watch, now) {
             return;
         }
+        self.judge_jails(now, &watch);
+    }
+
+    /// The verdict on a restart: fail2ban is back, its jails settled.
+    fn judge_return(&mut self, now: Now) {
+        if let Some(watch) = self.watch.clone() {
+            self.judge_jails(now, &watch);
+        }
+    }
+
+    /// Records cause 3 when jails that ran before are gone, else cause 2
+    /// when the activated jail does not run.
+    fn judge_jails(&mut self, now: Now, watch: &Watch) {
         let running = |name: &String| self.snapshot.jails.iter().any(|j| &j.name == name);
         let vanished: Vec<String> = watch
             .jails_before
@@ -554,9 +824,9 @@ impl Monitor {
             .cloned()
             .collect();
         if !vanished.is_empty() {
-            self.record(now, &watch, Cause::JailsVanished(vanished));
+            self.record(now, watch, Cause::JailsVanished(vanished));
         } else if !running(&watch.shown.jail_name) {
-            self.record(now, &watch, Cause::JailNotRunning);
+            self.record(now, watch, Cause::JailNotRunning);
         }
     }
 
@@ -647,6 +917,15 @@ impl Monitor {
                 next = next.min(now.mono + STARTUP_RETRY_EVERY);
             }
             _ => self.startup_until = None,
+        }
+        if self.refused.is_some() {
+            next = next.min(now.mono + REFUSAL_CONFIRM_AFTER);
+        }
+        if self.settle.is_some() {
+            next = next.min(now.mono + restart::SETTLE_EVERY);
+        }
+        if self.grace.is_some() {
+            next = next.min(now.mono + self.timing.watch_interval);
         }
         if let Some(watch) = &self.watch {
             let grace_end = watch.at + self.timing.jail_start_grace;

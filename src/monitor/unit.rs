@@ -1,0 +1,121 @@
+//! fail2ban's systemd units as the monitor sees them: one report of the
+//! service (and, under socket activation, of its `.socket` unit) at a
+//! moment, and what two reports in a row say happened.
+
+use super::record::UnitExit;
+use crate::health::OfflineReason;
+
+/// fail2ban's service unit as systemd reported it at one moment.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UnitState {
+    /// The service's `ActiveState`: `active`, `reloading`, `activating`,
+    /// `deactivating`, `inactive`, `failed`.
+    pub active_state: String,
+    /// The service's `Result`: `success`, `exit-code`, `signal`, ...
+    pub result: String,
+    /// `ExecMainStatus`: the exit code, or the signal that killed it.
+    pub exit_status: i32,
+    /// `InvocationID` as hex; it changes with every start.
+    pub invocation_id: String,
+    /// `NRestarts`: how often systemd restarted it by itself.
+    pub n_restarts: u32,
+    /// Under socket activation, the `.socket` unit's `ActiveState`;
+    /// `None` when the service is not socket-activated.
+    pub socket_state: Option<String>,
+}
+
+/// What changed between two reports of the unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum UnitChange {
+    /// Nothing the rules care about.
+    Nothing,
+    /// It stopped on purpose (a stop or restart job, or an exit with
+    /// `Result=success`).
+    StoppedCleanly,
+    /// It failed, was killed, or systemd restarted it after a failure.
+    Failed(UnitExit),
+    /// It is running again, or runs a new invocation.
+    Started,
+}
+
+impl UnitState {
+    /// Whether the service runs.
+    pub fn up(&self) -> bool {
+        matches!(
+            self.active_state.as_str(),
+            "active" | "reloading" | "refreshing"
+        )
+    }
+
+    /// Whether the service is socket-activated.
+    pub fn socket_activated(&self) -> bool {
+        self.socket_state.is_some()
+    }
+
+    fn failed_result(&self) -> bool {
+        !self.result.is_empty() && self.result != "success"
+    }
+
+    /// How the unit ended, as a record shows it.
+    pub fn exit(&self) -> UnitExit {
+        UnitExit {
+            result: self.result.clone(),
+            exit_status: self.exit_status,
+        }
+    }
+
+    /// Why the daemon must not connect now, under socket activation: a
+    /// connection to a listening socket whose service is not running would
+    /// start fail2ban. `None` when connecting is harmless.
+    pub fn gate(&self) -> Option<OfflineReason> {
+        let socket = self.socket_state.as_deref()?;
+        if socket == "failed" {
+            return Some(OfflineReason::SocketFailed);
+        }
+        if self.active_state == "failed" {
+            return Some(OfflineReason::UnitFailed);
+        }
+        // A socket that does not listen starts nothing: probing is safe.
+        if self.up() || !matches!(socket, "active" | "activating" | "deactivating") {
+            return None;
+        }
+        Some(OfflineReason::Inactive)
+    }
+
+    /// The reason systemd gives for fail2ban being offline, which says more
+    /// than what a connection attempt saw.
+    pub fn offline_reason(&self) -> Option<OfflineReason> {
+        self.gate()
+            .or_else(|| (self.active_state == "failed").then_some(OfflineReason::UnitFailed))
+    }
+
+    /// What happened between `self` (earlier) and `next`.
+    pub(super) fn change_to(&self, next: &UnitState) -> UnitChange {
+        let new_invocation = !self.invocation_id.is_empty()
+            && !next.invocation_id.is_empty()
+            && self.invocation_id != next.invocation_id;
+        let restarted_itself = next.n_restarts > self.n_restarts;
+        // A failure is news when the result turned bad, or a new run ended
+        // badly, or the unit entered the failed state.
+        let newly_failed = next.failed_result()
+            && (!self.failed_result()
+                || new_invocation
+                || restarted_itself
+                || (next.active_state == "failed" && self.active_state != "failed"));
+        if newly_failed || restarted_itself {
+            return UnitChange::Failed(next.exit());
+        }
+        if self.up() && !next.up() {
+            return UnitChange::StoppedCleanly;
+        }
+        if next.up() && (!self.up() || new_invocation) {
+            if new_invocation && self.up() {
+                // Stopped and started again between two reports: a
+                // restart job, since no failure was reported.
+                return UnitChange::StoppedCleanly;
+            }
+            return UnitChange::Started;
+        }
+        UnitChange::Nothing
+    }
+}

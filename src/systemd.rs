@@ -1,0 +1,192 @@
+//! The parts of systemd's D-Bus API the daemon uses: following fail2ban's
+//! unit (and its `.socket` under socket activation) and restarting it
+//! after a rollback.
+
+use std::path::Path;
+
+use zbus::{Connection, OwnedObjectPath};
+
+use crate::monitor::UnitState;
+
+/// `org.freedesktop.systemd1.Manager`.
+#[zbus::proxy(
+    interface = "org.freedesktop.systemd1.Manager",
+    default_service = "org.freedesktop.systemd1",
+    default_path = "/org/freedesktop/systemd1"
+)]
+pub trait Manager {
+    /// The unit's object, loading it if needed.
+    fn load_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
+    /// Asks systemd to send signals to this client.
+    fn subscribe(&self) -> zbus::Result<()>;
+    /// Starts the unit; returns the job.
+    fn start_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    /// Restarts the unit (starting it if stopped); returns the job.
+    fn restart_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    /// Clears a failed state and the start rate limit.
+    fn reset_failed_unit(&self, name: &str) -> zbus::Result<()>;
+    /// A job ended, with `result` `done`, `failed`, `canceled`, ...
+    #[zbus(signal)]
+    fn job_removed(
+        &self,
+        id: u32,
+        job: OwnedObjectPath,
+        unit: String,
+        result: String,
+    ) -> zbus::Result<()>;
+}
+
+/// `org.freedesktop.systemd1.Unit`.
+#[zbus::proxy(
+    interface = "org.freedesktop.systemd1.Unit",
+    default_service = "org.freedesktop.systemd1"
+)]
+pub trait Unit {
+    /// `active`, `failed`, `inactive`, ...
+    #[zbus(property)]
+    fn active_state(&self) -> zbus::Result<String>;
+    /// `loaded`, `not-found`, ...
+    #[zbus(property)]
+    fn load_state(&self) -> zbus::Result<String>;
+    /// `enabled`, `disabled`, `static`, ...
+    #[zbus(property)]
+    fn unit_file_state(&self) -> zbus::Result<String>;
+    /// The units that can start this one, for instance its `.socket`.
+    #[zbus(property)]
+    fn triggered_by(&self) -> zbus::Result<Vec<String>>;
+    /// 128 bits that change with every start of the unit.
+    #[zbus(property, name = "InvocationID")]
+    fn invocation_id(&self) -> zbus::Result<Vec<u8>>;
+}
+
+/// `org.freedesktop.systemd1.Service`.
+#[zbus::proxy(
+    interface = "org.freedesktop.systemd1.Service",
+    default_service = "org.freedesktop.systemd1"
+)]
+pub trait Service {
+    /// `success`, `exit-code`, `signal`, ...
+    #[zbus(property)]
+    fn result(&self) -> zbus::Result<String>;
+    /// The main process's exit code, or the signal that killed it.
+    #[zbus(property)]
+    fn exec_main_status(&self) -> zbus::Result<i32>;
+    /// How often systemd restarted the service by itself (`Restart=`).
+    #[zbus(property, name = "NRestarts")]
+    fn n_restarts(&self) -> zbus::Result<u32>;
+}
+
+/// `org.freedesktop.systemd1.Socket`.
+#[zbus::proxy(
+    interface = "org.freedesktop.systemd1.Socket",
+    default_service = "org.freedesktop.systemd1"
+)]
+pub trait Socket {
+    /// What it listens on: (type, address), e.g. `("Stream", "/run/x.sock")`.
+    #[zbus(property)]
+    fn listen(&self) -> zbus::Result<Vec<(String, String)>>;
+}
+
+/// fail2ban's service unit, and its `.socket` unit under socket
+/// activation, read through uncached proxies so every read is fresh.
+pub struct FailUnit<'a> {
+    /// The service's name, e.g. `fail2ban.service`.
+    pub name: String,
+    /// The service's `Unit` interface.
+    pub unit: UnitProxy<'a>,
+    service: ServiceProxy<'a>,
+    /// Under socket activation, the `.socket` unit's name and interface.
+    pub socket: Option<(String, UnitProxy<'a>)>,
+}
+
+impl<'a> FailUnit<'a> {
+    /// Finds `unit` and the `.socket` unit (named in its `TriggeredBy`) that
+    /// listens on `socket_path`; `None` when systemd does not know `unit`.
+    ///
+    /// # Errors
+    /// A failed call to systemd.
+    pub async fn open(
+        conn: &Connection,
+        unit: &str,
+        socket_path: &Path,
+    ) -> zbus::Result<Option<FailUnit<'a>>> {
+        let manager = ManagerProxy::new(conn).await?;
+        let path = manager.load_unit(unit).await?;
+        let service_unit = uncached::<UnitProxy<'a>>(conn, path.clone()).await?;
+        if service_unit.load_state().await? != "loaded" {
+            return Ok(None);
+        }
+        let socket = match activating_socket(conn, &manager, &service_unit, socket_path).await? {
+            Some((name, path)) => Some((name, uncached::<UnitProxy<'a>>(conn, path).await?)),
+            None => None,
+        };
+        Ok(Some(FailUnit {
+            name: unit.to_owned(),
+            unit: service_unit,
+            service: uncached::<ServiceProxy<'a>>(conn, path).await?,
+            socket,
+        }))
+    }
+
+    /// The units' state now.
+    ///
+    /// # Errors
+    /// A failed call to systemd.
+    pub async fn state(&self) -> zbus::Result<UnitState> {
+        let socket_state = match &self.socket {
+            Some((_, proxy)) => Some(proxy.active_state().await?),
+            None => None,
+        };
+        Ok(UnitState {
+            active_state: self.unit.active_state().await?,
+            result: self.service.result().await.unwrap_or_default(),
+            exit_status: self.service.exec_main_status().await.unwrap_or_default(),
+            invocation_id: hex(&self.unit.invocation_id().await.unwrap_or_default()),
+            n_restarts: self.service.n_restarts().await.unwrap_or_default(),
+            socket_state,
+        })
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn uncached<'a, P>(conn: &Connection, path: OwnedObjectPath) -> zbus::Result<P>
+where
+    P: From<zbus::Proxy<'a>> + zbus::proxy::Defaults,
+{
+    zbus::proxy::Builder::<P>::new(conn)
+        .path(path)
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await
+}
+
+/// The `.socket` unit that activates `unit` and listens on `socket_path`:
+/// its name and object path.
+///
+/// # Errors
+/// A failed call to systemd.
+pub async fn activating_socket(
+    conn: &Connection,
+    manager: &ManagerProxy<'_>,
+    unit: &UnitProxy<'_>,
+    socket_path: &Path,
+) -> zbus::Result<Option<(String, OwnedObjectPath)>> {
+    for name in unit.triggered_by().await? {
+        if !name.ends_with(".socket") {
+            continue;
+        }
+        let path = manager.load_unit(&name).await?;
+        let socket = uncached::<SocketProxy<'_>>(conn, path.clone()).await?;
+        let listens = socket.listen().await.unwrap_or_default();
+        if listens
+            .iter()
+            .any(|(_, address)| Path::new(address) == socket_path)
+        {
+            return Ok(Some((name, path)));
+        }
+    }
+    Ok(None)
+}

@@ -1,0 +1,424 @@
+//! The restart rules of the monitor, on a fake clock: a clean stop opens
+//! the restart grace and is recorded only by its outcome; an unclean loss
+//! is recorded at once, also when systemd restarts fail2ban by itself;
+//! under socket activation the units, not connections, say whether
+//! fail2ban is up. See the D-Bus contract, "A restart is not a crash".
+#![allow(clippy::unwrap_used)]
+
+mod sim;
+
+use fail2ban_healthd::health::OfflineReason;
+use fail2ban_healthd::monitor::{Cause, Event, Input, Timing, UnitExit, UnitState};
+use sim::{Sim, crash_events, online, secs};
+
+const JAILS: [&str; 2] = ["alpha", "beta"];
+const WITH_GOOD: [&str; 3] = ["alpha", "beta", "good"];
+
+/// A daemon with close watch, fail2ban online with alpha and beta, and
+/// `good` activated at 10 s and running (its jail list judged).
+fn activated() -> Sim {
+    let mut s = Sim::with(Timing::default());
+    s.probe(online(&JAILS));
+    s.at(10.0);
+    s.activate("good");
+    s.probe(online(&WITH_GOOD));
+    s
+}
+
+/// Runs the due probes, each answering `jails`, until `until` seconds.
+fn online_until(s: &mut Sim, until: f64, jails: &[&str]) -> Vec<Event> {
+    let mut events = Vec::new();
+    let end = s.t0.mono + secs(until);
+    while let Some(due) = s.m.poll_timeout().filter(|d| *d <= end) {
+        s.at((due - s.t0.mono).as_secs_f64());
+        s.m.handle_timeout(s.now);
+        for e in s.events() {
+            if e == Event::ProbeDue {
+                events.extend(s.finish(online(jails)));
+            } else {
+                events.push(e);
+            }
+        }
+    }
+    s.at(until);
+    events
+}
+
+/// A probe asked for now, with this result.
+fn probe_now(
+    s: &mut Sim,
+    result: Result<fail2ban_healthd::health::ServerStatus, OfflineReason>,
+) -> Vec<Event> {
+    s.m.handle_input(s.now, Input::ProbeRequested).unwrap();
+    s.probe(result)
+}
+
+fn unit(state: &str, result: &str, status: i32, invocation: &str, restarts: u32) -> UnitState {
+    UnitState {
+        active_state: state.into(),
+        result: result.into(),
+        exit_status: status,
+        invocation_id: invocation.into(),
+        n_restarts: restarts,
+        socket_state: None,
+    }
+}
+
+fn activated_unit(state: &str, socket: &str) -> UnitState {
+    UnitState {
+        socket_state: Some(socket.into()),
+        ..unit(state, "success", 0, "a1", 0)
+    }
+}
+
+/// Reports the unit; returns the events (a probe asked for is due at
+/// `poll_timeout`, not started).
+fn report(s: &mut Sim, state: UnitState) -> Vec<Event> {
+    s.m.handle_input(s.now, Input::UnitChanged(state)).unwrap();
+    s.events()
+}
+
+fn record(s: &Sim) -> fail2ban_healthd::monitor::RecoveryRecord {
+    s.m.snapshot().pending_recovery.clone().expect("a record")
+}
+
+#[test]
+fn a_restart_that_comes_back_healthy_records_nothing() {
+    let mut s = activated();
+    s.at(12.0);
+    // fail2ban-client restart: the socket goes, then a new server answers.
+    let events = probe_now(&mut s, Err(OfflineReason::SocketMissing));
+    assert_eq!(
+        events,
+        [Event::WentOffline {
+            reason: OfflineReason::SocketMissing
+        }]
+    );
+    s.at(12.6);
+    let mut events = probe_now(&mut s, online(&[]));
+    // Its jails appear shortly after it first answers; judged once settled.
+    events.extend(online_until(&mut s, 14.0, &WITH_GOOD));
+    assert!(events.contains(&Event::CameOnline {
+        version: "1.0.2".into()
+    }));
+    assert_eq!(crash_events(&events), 0, "{events:?}");
+    // The grace is over (no timer left for it) and nothing was recorded
+    // when it would have ended.
+    let events = online_until(&mut s, 40.0, &WITH_GOOD);
+    assert_eq!(crash_events(&events), 0, "{events:?}");
+    assert!(s.m.snapshot().pending_recovery.is_none());
+}
+
+#[test]
+fn the_activation_is_not_used_up_by_a_healthy_restart() {
+    let mut s = activated();
+    s.at(12.0);
+    probe_now(&mut s, Err(OfflineReason::ShuttingDown));
+    s.at(12.5);
+    probe_now(&mut s, online(&WITH_GOOD));
+    online_until(&mut s, 14.0, &WITH_GOOD);
+    assert!(s.m.snapshot().pending_recovery.is_none());
+    // A real crash later in the window is still attributed.
+    s.at(30.0);
+    probe_now(&mut s, Err(OfflineReason::ConnectionRefused));
+    let events = s.probe(Err(OfflineReason::ConnectionRefused));
+    assert_eq!(crash_events(&events), 1);
+    assert_eq!(record(&s).jail_name, "good");
+}
+
+#[test]
+fn the_grace_ending_with_fail2ban_down_records_at_that_moment() {
+    let mut s = activated();
+    s.at(12.0);
+    probe_now(&mut s, Err(OfflineReason::SocketMissing));
+    let events = s.offline_until(26.99, OfflineReason::SocketMissing);
+    assert_eq!(crash_events(&events), 0, "{events:?}");
+    let events = s.offline_until(27.0, OfflineReason::SocketMissing);
+    assert_eq!(crash_events(&events), 1, "{events:?}");
+    let r = record(&s);
+    assert_eq!(r.cause, Cause::WentOffline(OfflineReason::SocketMissing));
+    assert_eq!(r.detected_at, s.t0.wall + secs(27.0));
+}
+
+#[test]
+fn a_grace_runs_out_even_after_the_window_closed() {
+    let mut s = activated();
+    // Stopped cleanly 1 s before the window (60 s from 10 s) closes.
+    s.at(69.0);
+    probe_now(&mut s, Err(OfflineReason::SocketMissing));
+    let events = s.offline_until(84.0, OfflineReason::SocketMissing);
+    assert_eq!(crash_events(&events), 1, "{events:?}");
+}
+
+#[test]
+fn coming_back_without_the_jail_is_cause_2_and_without_others_cause_3() {
+    let mut s = activated();
+    s.at(12.0);
+    probe_now(&mut s, Err(OfflineReason::SocketMissing));
+    s.at(12.5);
+    probe_now(&mut s, online(&JAILS));
+    let events = online_until(&mut s, 14.0, &JAILS);
+    assert_eq!(crash_events(&events), 1);
+    assert_eq!(record(&s).cause, Cause::JailNotRunning);
+
+    let mut s = activated();
+    s.at(12.0);
+    probe_now(&mut s, Err(OfflineReason::SocketMissing));
+    s.at(12.5);
+    probe_now(&mut s, online(&["good"]));
+    let events = online_until(&mut s, 14.0, &["good"]);
+    assert_eq!(crash_events(&events), 1);
+    assert_eq!(
+        record(&s).cause,
+        Cause::JailsVanished(vec!["alpha".into(), "beta".into()])
+    );
+}
+
+#[test]
+fn going_down_again_before_the_verdict_is_recorded() {
+    // An invalid failregex at a restart: the server lists its jails, then
+    // answers SHUTDOWN and exits.
+    let mut s = activated();
+    s.at(12.0);
+    probe_now(&mut s, Err(OfflineReason::SocketMissing));
+    s.at(12.5);
+    probe_now(&mut s, online(&WITH_GOOD));
+    s.at(12.6);
+    let events = probe_now(&mut s, Err(OfflineReason::ShuttingDown));
+    assert_eq!(crash_events(&events), 1, "{events:?}");
+    assert_eq!(
+        record(&s).cause,
+        Cause::WentOffline(OfflineReason::ShuttingDown)
+    );
+}
+
+#[test]
+fn a_refusal_then_a_missing_socket_is_a_clean_stop() {
+    // fail2ban 1.1.1 sometimes refuses for a moment while it stops.
+    let mut s = activated();
+    s.at(12.0);
+    let events = probe_now(&mut s, Err(OfflineReason::ConnectionRefused));
+    assert_eq!(crash_events(&events), 0);
+    // Asked again 200 ms later.
+    assert!((s.next_probe() - 12.2).abs() < 1e-9);
+    let events = s.finish(Err(OfflineReason::SocketMissing));
+    assert_eq!(crash_events(&events), 0);
+    s.at(13.0);
+    probe_now(&mut s, online(&WITH_GOOD));
+    let events = online_until(&mut s, 40.0, &WITH_GOOD);
+    assert_eq!(crash_events(&events), 0, "{events:?}");
+}
+
+#[test]
+fn unclean_losses_are_recorded_at_once() {
+    for reason in [
+        OfflineReason::Timeout,
+        OfflineReason::ConnectionLost,
+        OfflineReason::ProtocolError,
+        OfflineReason::PermissionDenied,
+    ] {
+        let mut s = activated();
+        s.at(12.0);
+        let events = probe_now(&mut s, Err(reason));
+        assert_eq!(crash_events(&events), 1, "{reason}");
+        assert_eq!(record(&s).detected_at, s.t0.wall + secs(12.0));
+    }
+}
+
+#[test]
+fn a_lost_held_connection_then_a_new_server_is_a_crash() {
+    // Under socket activation a crashed server is replaced before any
+    // probe can fail: only the lost connection shows it.
+    let mut s = activated();
+    s.at(12.0);
+    s.m.handle_input(s.now, Input::IdleConnectionClosed)
+        .unwrap();
+    s.next_probe();
+    let events = s.finish(online(&WITH_GOOD));
+    assert_eq!(crash_events(&events), 1, "{events:?}");
+    assert_eq!(
+        record(&s).cause,
+        Cause::WentOffline(OfflineReason::ConnectionLost)
+    );
+}
+
+#[test]
+fn a_systemctl_restart_with_a_good_jail_records_nothing() {
+    let mut s = activated();
+    report(&mut s, unit("active", "success", 0, "a1", 0));
+    s.at(12.0);
+    // The stop job: deactivating with Result=success, the old server still
+    // answering for a moment, then gone.
+    report(&mut s, unit("deactivating", "success", 0, "a1", 0));
+    s.next_probe();
+    s.finish(online(&WITH_GOOD));
+    s.at(12.3);
+    s.m.handle_input(s.now, Input::IdleConnectionClosed)
+        .unwrap();
+    s.next_probe();
+    s.finish(Err(OfflineReason::SocketMissing));
+    report(&mut s, unit("inactive", "success", 0, "a1", 0));
+    s.at(12.4);
+    report(&mut s, unit("active", "success", 0, "b2", 0));
+    s.at(12.6);
+    let mut events = probe_now(&mut s, online(&WITH_GOOD));
+    events.extend(online_until(&mut s, 40.0, &WITH_GOOD));
+    assert_eq!(crash_events(&events), 0, "{events:?}");
+}
+
+#[test]
+fn a_restart_into_a_bad_jail_is_recorded_when_the_unit_fails() {
+    let mut s = activated();
+    report(&mut s, unit("active", "success", 0, "a1", 0));
+    s.at(12.0);
+    report(&mut s, unit("deactivating", "success", 0, "a1", 0));
+    s.at(12.3);
+    s.next_probe();
+    s.finish(Err(OfflineReason::SocketMissing));
+    report(&mut s, unit("active", "success", 0, "b2", 0));
+    s.at(12.5);
+    let events = report(&mut s, unit("failed", "exit-code", 255, "b2", 0));
+    assert_eq!(crash_events(&events), 1, "{events:?}");
+    let r = record(&s);
+    assert_eq!(r.detected_at, s.t0.wall + secs(12.5));
+    assert_eq!(
+        r.unit_exit,
+        Some(UnitExit {
+            result: "exit-code".into(),
+            exit_status: 255
+        })
+    );
+    assert_eq!(s.m.snapshot().offline_reason, OfflineReason::UnitFailed);
+}
+
+#[test]
+fn a_crash_that_systemd_restarts_is_a_crash() {
+    let killed = UnitExit {
+        result: "signal".into(),
+        exit_status: 9,
+    };
+    // Seen step by step.
+    let mut s = activated();
+    report(&mut s, unit("active", "success", 0, "a1", 0));
+    s.at(12.0);
+    let events = report(&mut s, unit("deactivating", "signal", 9, "a1", 0));
+    assert_eq!(crash_events(&events), 1, "{events:?}");
+    assert_eq!(record(&s).unit_exit, Some(killed.clone()));
+    // Seen only afterwards: a new invocation, NRestarts up, the result
+    // already reset by the new start.
+    let mut s = activated();
+    report(&mut s, unit("active", "success", 0, "a1", 0));
+    s.at(12.0);
+    let events = report(&mut s, unit("active", "success", 0, "b2", 1));
+    assert_eq!(crash_events(&events), 1, "{events:?}");
+    // And fail2ban answering again does not undo it.
+    let mut events = s.probe(online(&WITH_GOOD));
+    events.extend(online_until(&mut s, 20.0, &WITH_GOOD));
+    assert_eq!(crash_events(&events), 0);
+    assert_eq!(record(&s).jail_name, "good");
+}
+
+#[test]
+fn a_refused_connection_joined_by_the_unit_records_how_it_ended() {
+    let mut s = activated();
+    report(&mut s, unit("active", "success", 0, "a1", 0));
+    s.at(12.0);
+    probe_now(&mut s, Err(OfflineReason::ConnectionRefused));
+    let events = report(&mut s, unit("activating", "signal", 9, "a1", 0));
+    assert_eq!(crash_events(&events), 1);
+    assert_eq!(
+        record(&s).unit_exit.map(|u| u.result),
+        Some("signal".into())
+    );
+}
+
+#[test]
+fn under_socket_activation_a_stopped_service_is_never_connected_to() {
+    let mut s = Sim::with(Timing::default());
+    let events = report(&mut s, activated_unit("inactive", "active"));
+    assert!(events.is_empty(), "no probe: {events:?}");
+    assert_eq!(s.m.connect_gate(), Some(OfflineReason::Inactive));
+    assert_eq!(s.m.snapshot().offline_reason, OfflineReason::Inactive);
+    assert_eq!(s.m.poll_timeout(), None);
+    // Nothing asks for a connection: not a request, not an activation.
+    s.m.handle_input(s.now, Input::ProbeRequested).unwrap();
+    s.activate("good");
+    s.m.handle_input(s.now, Input::SocketAppeared).unwrap();
+    s.at(120.0);
+    s.m.handle_timeout(s.now);
+    assert!(s.events().is_empty());
+    // The service starts (someone else started it): probe at once.
+    report(&mut s, activated_unit("active", "active"));
+    assert!(
+        s.m.poll_timeout().is_some_and(|due| due <= s.now.mono),
+        "a probe is due"
+    );
+}
+
+#[test]
+fn under_socket_activation_the_units_give_the_reason() {
+    let mut s = Sim::with(Timing::default());
+    report(&mut s, activated_unit("active", "active"));
+    s.probe(online(&JAILS));
+    let events = report(&mut s, activated_unit("inactive", "active"));
+    assert_eq!(
+        events,
+        [Event::WentOffline {
+            reason: OfflineReason::Inactive
+        }]
+    );
+    report(&mut s, activated_unit("inactive", "failed"));
+    assert_eq!(s.m.snapshot().offline_reason, OfflineReason::SocketFailed);
+    assert_eq!(s.m.poll_timeout(), None);
+    let failed = UnitState {
+        result: "exit-code".into(),
+        exit_status: 255,
+        ..activated_unit("failed", "active")
+    };
+    report(&mut s, failed);
+    assert_eq!(s.m.snapshot().offline_reason, OfflineReason::UnitFailed);
+    assert_eq!(s.m.poll_timeout(), None);
+}
+
+#[test]
+fn under_socket_activation_a_stop_and_start_of_the_service_is_a_restart() {
+    let mut s = Sim::with(Timing::default());
+    report(&mut s, activated_unit("active", "active"));
+    s.probe(online(&JAILS));
+    s.at(10.0);
+    s.activate("good");
+    s.probe(online(&WITH_GOOD));
+    s.at(12.0);
+    let events = report(&mut s, activated_unit("deactivating", "active"));
+    assert_eq!(crash_events(&events), 0);
+    report(&mut s, activated_unit("inactive", "active"));
+    s.at(12.5);
+    report(
+        &mut s,
+        UnitState {
+            invocation_id: "b2".into(),
+            ..activated_unit("active", "active")
+        },
+    );
+    assert!(
+        s.m.poll_timeout().is_some_and(|due| due <= s.now.mono),
+        "a probe is due"
+    );
+    // A new server answers with no jails at first, then with all of them.
+    let mut events = s.probe(online(&[]));
+    events.extend(online_until(&mut s, 40.0, &WITH_GOOD));
+    assert_eq!(crash_events(&events), 0, "{events:?}");
+}
+
+#[test]
+fn a_failed_unit_without_activation_names_the_reason() {
+    let mut s = Sim::with(Timing::default());
+    report(&mut s, unit("active", "success", 0, "a1", 0));
+    s.probe(online(&JAILS));
+    report(&mut s, unit("failed", "exit-code", 255, "a1", 0));
+    s.next_probe();
+    s.finish(Err(OfflineReason::SocketMissing));
+    assert_eq!(s.m.snapshot().offline_reason, OfflineReason::UnitFailed);
+    // Probing goes on: without activation a connection starts nothing.
+    assert!(s.m.poll_timeout().is_some());
+}
