@@ -42,6 +42,9 @@ pub struct Parts {
 type Probing =
     Pin<Box<dyn Future<Output = (Prober, Result<ServerStatus, fail2ban::Error>)> + Send>>;
 
+/// How long the first probe waits for the unit watch's first report.
+const FIRST_UNIT_REPORT: Duration = Duration::from_secs(3);
+
 /// At most this many `Probe()` callers wait for one probe.
 const MAX_WAITERS: usize = 1024;
 
@@ -95,6 +98,12 @@ pub async fn run(parts: Parts, mut stop: watch::Receiver<bool>) {
         socket = %config.probe.socket.display(),
         "health_check_scheduled"
     );
+    // Under socket activation the first connection would start fail2ban:
+    // learn what the unit is before the first probe. Without systemd the
+    // unit watch ends at once and closes the channel.
+    if let Ok(Some(state)) = tokio::time::timeout(FIRST_UNIT_REPORT, unit_states.recv()).await {
+        monitor.handle_input(now(), Input::UnitChanged(state)).ok();
+    }
     monitor.handle_timeout(now());
 
     loop {
