@@ -1,9 +1,14 @@
-//! The codec against every reply recorded from fail2ban 1.0.2 and 1.1.1:
+//! The codec against every reply recorded from the five fail2ban versions
+//! users run (0.11.2, 1.0.2, 1.1.0, 1.1.1 and upstream head 1.1.2.dev1):
 //! each file decodes to the expected typed value or typed error, and no
-//! recorded file goes unchecked.
+//! recorded file goes unchecked. Also what the versions share byte for
+//! byte, and that the copies kept in `tests/fixtures/` are those of
+//! `../shared/fixtures/`.
 #![allow(clippy::unwrap_used)]
 
 mod common;
+
+use std::collections::BTreeSet;
 
 use fail2ban_healthd::fail2ban::codec::{self, CodecError, Reply};
 use fail2ban_healthd::health::JailStats;
@@ -41,6 +46,12 @@ fn failed(version: &str, name: &str) -> String {
     }
 }
 
+/// Whether fail2ban `version` knows `stats` and `status --all` (1.1.0 and
+/// later); before, both are refused.
+fn has_stats(version: &str) -> bool {
+    !matches!(version, "0.11.2" | "1.0.2")
+}
+
 /// Checks one recorded file and returns whether it was known.
 fn check(version: &str, name: &str) -> bool {
     let alpha = jail("alpha", 1, 4, 1, 1);
@@ -68,11 +79,13 @@ fn check(version: &str, name: &str) -> bool {
                 alpha
             )
         }
-        "status-beta" => assert_eq!(
+        "status-beta" | "status-beta-short" => assert_eq!(
             codec::parse_jail_status("beta", &ok(version, name)).unwrap(),
             beta
         ),
-        "stats" if version == "1.0.2" => assert_eq!(failed(version, name), "Invalid command"),
+        "stats" if !has_stats(version) => {
+            assert_eq!(failed(version, name), "Invalid command")
+        }
         "stats" | "status-all-stats" => {
             assert_eq!(
                 codec::parse_stats(&ok(version, name)).unwrap(),
@@ -87,7 +100,7 @@ fn check(version: &str, name: &str) -> bool {
             assert_eq!(fields.len(), 3);
             assert_eq!(fields[0], Value::String("polling".into()));
         }
-        "status-all" | "status-all-short" if version == "1.0.2" => {
+        "status-all" | "status-all-short" if !has_stats(version) => {
             assert_eq!(failed(version, name), "--all")
         }
         "status-all" | "status-all-short" => {
@@ -143,34 +156,126 @@ fn check(version: &str, name: &str) -> bool {
     true
 }
 
+/// The requests recorded from fail2ban-client, checked by
+/// `requests_match_what_fail2ban_client_sends`.
+const RECORDED_REQUESTS: [(&str, &[&str]); 2] = [
+    ("req-ping.fail2ban-client.bin", &["ping"]),
+    ("req-status-alpha.fail2ban-client.bin", &["status", "alpha"]),
+];
+
+/// The `.bin` files recorded for `version`, by name.
+fn recorded(dir: &std::path::Path) -> BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|f| f.ends_with(".bin"))
+        .collect()
+}
+
 #[test]
 fn every_recorded_reply_decodes_as_expected() {
-    for version in ["1.0.2", "1.1.1"] {
+    for version in common::FIXTURE_VERSIONS {
+        let dir = common::fixture_dir(version);
+        let files = recorded(&dir);
         let mut checked = 0;
-        for entry in std::fs::read_dir(common::fixture_dir(version)).unwrap() {
-            let file = entry.unwrap().file_name().to_string_lossy().into_owned();
-            let Some(name) = file
+        for file in &files {
+            if let Some(name) = file
                 .strip_prefix("reply-")
                 .and_then(|f| f.strip_suffix(".bin"))
-            else {
-                continue;
-            };
-            assert!(check(version, name), "{version}/{file} has no expectation");
-            checked += 1;
+            {
+                assert!(check(version, name), "{version}/{file} has no expectation");
+                checked += 1;
+            } else {
+                assert!(
+                    version == "1.0.2" && RECORDED_REQUESTS.iter().any(|(f, _)| f == file),
+                    "{version}/{file} is neither a reply nor a checked request"
+                );
+            }
         }
-        assert!(checked >= 25, "only {checked} replies for {version}");
+        // What the probe needs, recorded from every version.
+        for name in [
+            "ping",
+            "version",
+            "stats",
+            "status",
+            "status-alpha-short",
+            "status-alpha",
+            "status-unknown-jail",
+        ] {
+            let file = format!("reply-{name}.bin");
+            assert!(files.contains(&file), "{}: no {file}", dir.display());
+        }
+        assert!(
+            files.contains("reply-status-beta-short.bin")
+                || files.contains("reply-status-beta.bin"),
+            "{}: no status of beta",
+            dir.display()
+        );
+        let least = if common::vendored_fixture_dir(version).is_dir() {
+            25
+        } else {
+            8
+        };
+        assert!(checked >= least, "only {checked} replies for {version}");
     }
+}
+
+/// The replies the probe relies on, where the versions agree byte for
+/// byte (see `../shared/docs/fail2ban-protocol.md`, "Versions").
+#[test]
+fn versions_agree_byte_for_byte_where_the_probe_relies_on_it() {
+    for name in ["ping", "status", "status-unknown-jail"] {
+        let first = common::fixture("0.11.2", name);
+        for version in common::FIXTURE_VERSIONS {
+            assert_eq!(common::fixture(version, name), first, "{version}/{name}");
+        }
+    }
+    // `stats` comes in two forms: refused before 1.1, one shape after.
+    for (versions, reference) in [
+        (&["0.11.2", "1.0.2"][..], "1.0.2"),
+        (&["1.1.0", "1.1.1", "1.1.2.dev1"][..], "1.1.1"),
+    ] {
+        for version in versions {
+            assert_eq!(
+                common::fixture(version, "stats"),
+                common::fixture(reference, "stats"),
+                "{version}/stats"
+            );
+        }
+    }
+}
+
+/// The copies in `tests/fixtures/` must not drift from the recordings in
+/// `../shared/fixtures/`, which hold every version.
+#[test]
+fn vendored_fixtures_are_the_shared_recordings() {
+    let mut compared = 0;
+    for version in common::FIXTURE_VERSIONS {
+        let vendored = common::vendored_fixture_dir(version);
+        if !vendored.is_dir() {
+            continue;
+        }
+        let shared = common::shared_dir()
+            .join("fixtures")
+            .join(format!("fail2ban-{version}"));
+        let files = recorded(&vendored);
+        assert_eq!(files, recorded(&shared), "{version}: the two sets differ");
+        for file in &files {
+            assert!(
+                std::fs::read(vendored.join(file)).unwrap()
+                    == std::fs::read(shared.join(file)).unwrap(),
+                "{version}/{file} differs from {}",
+                shared.display()
+            );
+            compared += 1;
+        }
+    }
+    assert!(compared >= 50, "only {compared} files compared");
 }
 
 #[test]
 fn requests_match_what_fail2ban_client_sends() {
-    for (file, expected) in [
-        ("req-ping.fail2ban-client.bin", vec!["ping"]),
-        (
-            "req-status-alpha.fail2ban-client.bin",
-            vec!["status", "alpha"],
-        ),
-    ] {
+    for (file, expected) in RECORDED_REQUESTS {
         let bytes = std::fs::read(common::fixture_dir("1.0.2").join(file)).unwrap();
         let mut frames = codec::FrameBuffer::new(1024);
         frames.push(&bytes).unwrap();
@@ -184,7 +289,7 @@ fn requests_match_what_fail2ban_client_sends() {
             codec::CLOSE_COMMAND
         );
         // Ours pickles differently (protocol 3) but carries the same list.
-        let ours = codec::encode_request(&expected);
+        let ours = codec::encode_request(expected);
         let ours: Vec<String> = serde_pickle::from_slice(
             ours.strip_suffix(codec::END_COMMAND).unwrap(),
             Default::default(),

@@ -43,11 +43,15 @@ async fn until(limit: Duration, what: &str, mut cond: impl AsyncFnMut() -> bool)
 /// it holds still for 0.5 s, probed every 250 ms, so this comes after the
 /// verdict.
 async fn judged_after(p: &Health1Proxy<'_>, back: u64, jails: u32) {
-    until(Duration::from_secs(30), "a probe 1.5 s after the return", async || {
-        p.online().await.unwrap()
-            && p.active_jails().await.unwrap() == jails
-            && p.last_probe_timestamp().await.unwrap() >= back + 1_500_000
-    })
+    until(
+        Duration::from_secs(30),
+        "a probe 1.5 s after the return",
+        async || {
+            p.online().await.unwrap()
+                && p.active_jails().await.unwrap() == jails
+                && p.last_probe_timestamp().await.unwrap() >= back + 1_500_000
+        },
+    )
     .await;
 }
 

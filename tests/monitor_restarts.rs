@@ -212,7 +212,6 @@ fn a_refusal_then_a_missing_socket_is_a_clean_stop() {
 #[test]
 fn unclean_losses_are_recorded_at_once() {
     for reason in [
-        OfflineReason::Timeout,
         OfflineReason::ConnectionLost,
         OfflineReason::ProtocolError,
         OfflineReason::PermissionDenied,
@@ -223,6 +222,33 @@ fn unclean_losses_are_recorded_at_once() {
         assert_eq!(crash_events(&events), 1, "{reason}");
         assert_eq!(record(&s).detected_at, s.t0.wall + secs(12.0));
     }
+}
+
+#[test]
+fn a_timeout_is_asked_again_at_once_before_it_counts() {
+    // A hung server: two timeouts in a row.
+    let mut s = activated();
+    s.at(12.0);
+    let events = probe_now(&mut s, Err(OfflineReason::Timeout));
+    assert_eq!(crash_events(&events), 0);
+    assert_eq!(s.next_probe(), 12.0, "asked again at once");
+    s.at(17.0);
+    let events = s.finish(Err(OfflineReason::Timeout));
+    assert_eq!(crash_events(&events), 1);
+    assert_eq!(record(&s).cause, Cause::WentOffline(OfflineReason::Timeout));
+    // fail2ban 1.1 stopping its jails answers nothing, then its socket
+    // goes: a clean stop after all.
+    let mut s = activated();
+    s.at(12.0);
+    probe_now(&mut s, Err(OfflineReason::Timeout));
+    s.next_probe();
+    s.at(15.0);
+    let events = s.finish(Err(OfflineReason::SocketMissing));
+    assert_eq!(crash_events(&events), 0);
+    s.at(15.5);
+    probe_now(&mut s, online(&WITH_GOOD));
+    let events = online_until(&mut s, 40.0, &WITH_GOOD);
+    assert_eq!(crash_events(&events), 0, "{events:?}");
 }
 
 #[test]
@@ -421,4 +447,35 @@ fn a_failed_unit_without_activation_names_the_reason() {
     assert_eq!(s.m.snapshot().offline_reason, OfflineReason::UnitFailed);
     // Probing goes on: without activation a connection starts nothing.
     assert!(s.m.poll_timeout().is_some());
+}
+
+#[test]
+fn the_grace_counts_from_the_end_of_a_slow_systemd_stop() {
+    // fail2ban 1.1 with many jails: the stop job runs 20 s, longer than
+    // the 15 s grace, answering nothing meanwhile.
+    let mut s = activated();
+    report(&mut s, unit("active", "success", 0, "a1", 0));
+    s.at(12.0);
+    report(&mut s, unit("deactivating", "success", 0, "a1", 0));
+    let events = s.offline_until(32.0, OfflineReason::Timeout);
+    assert_eq!(crash_events(&events), 0, "{events:?}");
+    report(&mut s, unit("inactive", "success", 0, "a1", 0));
+    report(&mut s, unit("active", "success", 0, "b2", 0));
+    let events = s.offline_until(33.0, OfflineReason::SocketMissing);
+    assert_eq!(crash_events(&events), 0, "{events:?}");
+    let mut events = probe_now(&mut s, online(&WITH_GOOD));
+    events.extend(online_until(&mut s, 60.0, &WITH_GOOD));
+    assert_eq!(crash_events(&events), 0, "{events:?}");
+    // The same stop followed by no return is recorded a grace after the
+    // stop ended, not after it began.
+    let mut s = activated();
+    report(&mut s, unit("active", "success", 0, "a1", 0));
+    s.at(12.0);
+    report(&mut s, unit("deactivating", "success", 0, "a1", 0));
+    s.offline_until(32.0, OfflineReason::Timeout);
+    report(&mut s, unit("inactive", "success", 0, "a1", 0));
+    let events = s.offline_until(46.9, OfflineReason::SocketMissing);
+    assert_eq!(crash_events(&events), 0, "{events:?}");
+    let events = s.offline_until(47.0, OfflineReason::SocketMissing);
+    assert_eq!(crash_events(&events), 1, "{events:?}");
 }

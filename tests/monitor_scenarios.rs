@@ -461,9 +461,13 @@ fn a_restored_activation_keeps_its_window_by_wall_clock() {
         r.handle_input(now, Input::ProbeRequested).unwrap();
         r.handle_timeout(now);
         r.poll_event();
-        // A timeout is recorded at once (a refusal would be asked again).
-        r.handle_input(now, Input::ProbeFinished(Err(OfflineReason::Timeout)))
-            .unwrap();
+        // A lost connection is recorded at once (a refusal or a timeout
+        // would be asked again).
+        r.handle_input(
+            now,
+            Input::ProbeFinished(Err(OfflineReason::ConnectionLost)),
+        )
+        .unwrap();
         assert_eq!(
             r.snapshot().pending_recovery.is_some(),
             attributed,

@@ -1,10 +1,14 @@
-//! The client and the probe against an in-process fake fail2ban, for what a
-//! real server will not do: garbage, error strings, shutdown replies,
-//! exceptions, hangs, drips, closes in mid-reply and oversize replies.
+//! The client and the probe against an in-process fake fail2ban: replaying
+//! the replies recorded from each of the five versions users run (the
+//! `stats` fast path on 1.1.0, 1.1.1 and head, the per-jail fallback on
+//! 0.11.2 and 1.0.2, the same counters from all), and what a real server
+//! will not do: garbage, error strings, shutdown replies, exceptions,
+//! hangs, drips, closes in mid-reply and oversize replies.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::fake::{Action, FakeServer, ok_reply};
@@ -43,35 +47,102 @@ fn expected_jails() -> Vec<JailStats> {
     ]
 }
 
-#[tokio::test]
-async fn replay_of_1_1_1_uses_one_stats_request_for_all_jails() {
-    let server = FakeServer::replay("1.1.1");
-    let status = fail2ban::probe_once(&config(&server, Duration::from_secs(5)))
-        .await
-        .unwrap();
-    assert_eq!(status.version, "1.1.1");
-    assert_eq!(status.jails, expected_jails());
-    assert_eq!(server.requests(), [req(&["version"]), req(&["stats"])]);
+/// Whether fail2ban `version` answers `stats` (1.1.0 and later).
+fn has_stats(version: &str) -> bool {
+    !matches!(version, "0.11.2" | "1.0.2")
+}
+
+/// What a first probe asks of fail2ban `version`.
+fn first_probe(version: &str) -> Vec<Vec<String>> {
+    let mut requests = vec![req(&["version"]), req(&["stats"])];
+    if !has_stats(version) {
+        requests.extend(steady_fallback());
+    }
+    requests
+}
+
+/// The per-jail requests without `stats`.
+fn steady_fallback() -> [Vec<String>; 3] {
+    [
+        req(&["status"]),
+        req(&["status", "alpha", "short"]),
+        req(&["status", "beta", "short"]),
+    ]
+}
+
+/// What a prober that knows fail2ban `version` asks of it again.
+fn steady_probe(version: &str) -> Vec<Vec<String>> {
+    let mut requests = vec![req(&["version"])];
+    if has_stats(version) {
+        requests.push(req(&["stats"]));
+    } else {
+        requests.extend(steady_fallback());
+    }
+    requests
 }
 
 #[tokio::test]
-async fn replay_of_1_0_2_falls_back_to_status_per_jail() {
-    let server = FakeServer::replay("1.0.2");
-    let status = fail2ban::probe_once(&config(&server, Duration::from_secs(5)))
-        .await
-        .unwrap();
-    assert_eq!(status.version, "1.0.2");
-    assert_eq!(status.jails, expected_jails());
-    assert_eq!(
-        server.requests(),
-        [
-            req(&["version"]),
-            req(&["stats"]),
-            req(&["status"]),
-            req(&["status", "alpha", "short"]),
-            req(&["status", "beta", "short"]),
-        ]
-    );
+async fn replay_of_1_1_and_head_uses_one_stats_request_for_all_jails() {
+    for version in common::FIXTURE_VERSIONS
+        .into_iter()
+        .filter(|v| has_stats(v))
+    {
+        let server = replay(version);
+        let status = fail2ban::probe_once(&config(&server, Duration::from_secs(5)))
+            .await
+            .unwrap();
+        assert_eq!(status.version, version);
+        assert_eq!(status.jails, expected_jails(), "{version}");
+        // `version`, then `stats`: one round trip for every jail.
+        assert_eq!(
+            server.requests(),
+            [req(&["version"]), req(&["stats"])],
+            "{version}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn replay_of_0_11_and_1_0_falls_back_to_status_per_jail() {
+    for version in ["0.11.2", "1.0.2"] {
+        let server = replay(version);
+        let status = fail2ban::probe_once(&config(&server, Duration::from_secs(5)))
+            .await
+            .unwrap();
+        assert_eq!(status.version, version);
+        assert_eq!(status.jails, expected_jails(), "{version}");
+        assert_eq!(
+            server.requests(),
+            [
+                req(&["version"]),
+                req(&["stats"]),
+                req(&["status"]),
+                req(&["status", "alpha", "short"]),
+                req(&["status", "beta", "short"]),
+            ],
+            "{version}"
+        );
+    }
+}
+
+/// Every version, by either path, gives the same counters: only the
+/// version string tells them apart.
+#[tokio::test]
+async fn every_version_gives_the_same_counters() {
+    let mut seen = Vec::new();
+    for version in common::FIXTURE_VERSIONS {
+        let server = replay(version);
+        let mut status = fail2ban::probe_once(&config(&server, Duration::from_secs(5)))
+            .await
+            .unwrap();
+        assert_eq!(status.version, version);
+        assert_eq!(server.requests(), first_probe(version), "{version}");
+        status.version.clear();
+        seen.push(status);
+    }
+    assert_eq!(seen.len(), 5);
+    assert!(seen.windows(2).all(|w| w[0] == w[1]), "{seen:#?}");
+    assert_eq!(seen[0].jails, expected_jails());
 }
 
 #[tokio::test]
@@ -326,7 +397,11 @@ async fn connect_errors_are_classified() {
     assert!(matches!(err, Error::SocketMissing { .. }), "{err:?}");
 }
 
-fn replay_switchable(version: std::sync::Arc<std::sync::Mutex<&'static str>>) -> FakeServer {
+/// A fake replaying the replies recorded from fail2ban `version`, which the
+/// test may change between probes: `["status", "alpha", "short"]` gets
+/// `reply-status-alpha-short.bin`, or the long status where only that was
+/// recorded (it carries the same counters).
+fn replay_switchable(version: Arc<Mutex<&'static str>>) -> FakeServer {
     FakeServer::start(move |r| {
         let v = *version.lock().unwrap();
         let dir = common::fixture_dir(v);
@@ -337,14 +412,23 @@ fn replay_switchable(version: std::sync::Arc<std::sync::Mutex<&'static str>>) ->
         } else {
             dir.join(format!("reply-{}.bin", name.trim_end_matches("-short")))
         };
-        Action::Send(std::fs::read(path).unwrap_or_else(|_| common::fixture(v, "invalid-command")))
+        // Not every version's `Invalid command` was recorded; the reply is
+        // the same bytes in all that were.
+        Action::Send(
+            std::fs::read(path).unwrap_or_else(|_| common::fixture("1.0.2", "invalid-command")),
+        )
     })
+}
+
+/// A fake replaying fail2ban `version`.
+fn replay(version: &'static str) -> FakeServer {
+    replay_switchable(Arc::new(Mutex::new(version)))
 }
 
 #[tokio::test]
 async fn a_prober_remembers_what_the_server_supports() {
     use fail2ban_healthd::fail2ban::Prober;
-    let version = std::sync::Arc::new(std::sync::Mutex::new("1.0.2"));
+    let version = Arc::new(Mutex::new("1.0.2"));
     let server = replay_switchable(version.clone());
     let mut prober = Prober::new(config(&server, Duration::from_secs(5)));
     let first = prober.probe().await.unwrap();
@@ -401,6 +485,32 @@ async fn a_prober_remembers_what_the_server_supports() {
     );
 }
 
+/// The upgrade path users take, 0.11 to head, then a rollback to 0.11:
+/// at each step the prober learns the new version's commands within one
+/// probe, with the counters unchanged, and then asks only what that
+/// version needs.
+#[tokio::test]
+async fn a_prober_follows_every_upgrade_and_a_rollback() {
+    use fail2ban_healthd::fail2ban::Prober;
+    let version = Arc::new(Mutex::new(common::FIXTURE_VERSIONS[0]));
+    let server = replay_switchable(version.clone());
+    let mut prober = Prober::new(config(&server, Duration::from_secs(5)));
+    let path = common::FIXTURE_VERSIONS
+        .into_iter()
+        .chain([common::FIXTURE_VERSIONS[0]]);
+    for (step, v) in path.enumerate() {
+        *version.lock().unwrap() = v;
+        let status = prober.probe().await.unwrap();
+        assert_eq!(status.version, v, "step {step}");
+        assert_eq!(status.jails, expected_jails(), "step {step}: {v}");
+        server.requests.lock().unwrap().clear();
+        let again = prober.probe().await.unwrap();
+        assert_eq!(again, status, "step {step}: {v}");
+        assert_eq!(server.requests(), steady_probe(v), "step {step}: {v}");
+        server.requests.lock().unwrap().clear();
+    }
+}
+
 #[tokio::test]
 async fn a_prober_notices_jails_that_start_and_stop() {
     use fail2ban_healthd::fail2ban::Prober;
@@ -452,8 +562,8 @@ async fn a_prober_notices_jails_that_start_and_stop() {
 #[tokio::test]
 async fn a_holding_prober_uses_one_connection_for_many_probes() {
     use fail2ban_healthd::fail2ban::Prober;
-    for version in ["1.1.1", "1.0.2"] {
-        let server = FakeServer::replay(version);
+    for version in common::FIXTURE_VERSIONS {
+        let server = replay(version);
         let mut prober = Prober::holding(config(&server, Duration::from_secs(5)));
         for _ in 0..5 {
             let status = prober.probe().await.unwrap();
@@ -461,6 +571,12 @@ async fn a_holding_prober_uses_one_connection_for_many_probes() {
             assert!(prober.holds_connection());
         }
         assert_eq!(*server.connections.lock().unwrap(), 1, "{version}");
+        // Steady state on the held connection: what the version needs.
+        let all = server.requests();
+        assert_eq!(
+            all[all.len() - steady_probe(version).len()..],
+            steady_probe(version)
+        );
         let closes_before = server.requests().len();
         prober.release().await;
         assert!(!prober.holds_connection());

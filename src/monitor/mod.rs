@@ -95,7 +95,9 @@ const STARTUP_RETRY_EVERY: Duration = Duration::from_millis(100);
 
 /// After a connection was refused, how long to wait before asking again:
 /// a graceful stop of fail2ban 1.1 may refuse for a moment before its
-/// socket file goes, which a crash never does.
+/// socket file goes, which a crash never does. A timeout is asked again at
+/// once: fail2ban 1.1 answers nothing while it stops its jails (about a
+/// second per jail), and only then removes its socket.
 const REFUSAL_CONFIRM_AFTER: Duration = Duration::from_millis(200);
 
 /// At most this many recent activations are remembered for
@@ -283,9 +285,10 @@ pub struct Monitor {
     grace: Option<Grace>,
     /// fail2ban came back and its jail list is not judged yet.
     settle: Option<Settle>,
-    /// fail2ban went offline refusing connections at this moment: asked
-    /// again shortly before that counts as a crash.
-    refused: Option<Instant>,
+    /// fail2ban went offline refusing connections or not answering, at
+    /// this moment, for this reason: asked again before that counts as a
+    /// crash.
+    unconfirmed: Option<(Instant, OfflineReason)>,
     /// The held connection was closed while fail2ban was online; an answer
     /// before any stop is seen comes from a new server.
     held_lost: bool,
@@ -311,7 +314,7 @@ impl Monitor {
             unit: None,
             grace: None,
             settle: None,
-            refused: None,
+            unconfirmed: None,
             held_lost: false,
             last_probe_end: None,
             next_probe: now.mono,
@@ -623,13 +626,12 @@ impl Monitor {
         // A server that answers right after the held connection was lost,
         // or right after refusing connections, with no stop seen, is a new
         // one: the old one crashed and was restarted at once.
-        let refused = self.refused.take().is_some();
-        let replaced = (held_lost && was_online) || refused;
+        let unconfirmed = self.unconfirmed.take();
+        let replaced = (held_lost && was_online) || unconfirmed.is_some();
         if replaced && self.grace.is_none() {
-            let reason = if held_lost {
-                OfflineReason::ConnectionLost
-            } else {
-                OfflineReason::ConnectionRefused
+            let reason = match unconfirmed {
+                Some((_, reason)) if !held_lost => reason,
+                _ => OfflineReason::ConnectionLost,
             };
             self.failure(now, Cause::WentOffline(reason));
         }
@@ -663,32 +665,41 @@ impl Monitor {
         if was_online {
             self.events.push_back(Event::WentOffline { reason });
         }
-        let refused_at = self.refused.take();
-        if was_online || refused_at.is_some() {
-            self.judge_loss(now, reason, refused_at);
+        let unconfirmed = self.unconfirmed.take();
+        if was_online || unconfirmed.is_some() {
+            self.judge_loss(now, reason, unconfirmed);
         }
     }
 
     /// A loss of fail2ban: a clean one opens the restart grace, an unclean
-    /// one is a failure at once (a refusal after being asked once more;
-    /// `refused_at` is when the first refusal was seen).
-    fn judge_loss(&mut self, now: Now, reason: OfflineReason, refused_at: Option<Instant>) {
+    /// one is a failure at once, a refusal or a timeout after being asked
+    /// once more (`unconfirmed`: when and why the first was seen).
+    fn judge_loss(
+        &mut self,
+        now: Now,
+        reason: OfflineReason,
+        unconfirmed: Option<(Instant, OfflineReason)>,
+    ) {
+        let ask_again = matches!(
+            reason,
+            OfflineReason::ConnectionRefused | OfflineReason::Timeout
+        );
         match &self.grace {
             // Down again before the grace's verdict.
             Some(g) if g.came_back => self.failure(now, Cause::WentOffline(reason)),
             // Still the same stop.
             Some(_) => {}
             None if clean(reason) => self.open_grace(now),
-            None if reason == OfflineReason::ConnectionRefused && refused_at.is_none() => {
+            None if ask_again && unconfirmed.is_none() => {
                 if self.blamable(now).is_some() {
-                    self.refused = Some(now.mono);
+                    self.unconfirmed = Some((now.mono, reason));
                 }
             }
-            None => self.failure_seen(
-                now,
-                refused_at.unwrap_or(now.mono),
-                Cause::WentOffline(reason),
-            ),
+            None => {
+                // Recorded as first seen, judged by the window then.
+                let (seen, first) = unconfirmed.unwrap_or((now.mono, reason));
+                self.failure_seen(now, seen, Cause::WentOffline(first));
+            }
         }
     }
 
@@ -705,6 +716,16 @@ impl Monitor {
     /// The restart grace is over before fail2ban came back settled. Judged
     /// as at the grace's end, however late the caller noticed.
     fn grace_ended(&mut self, now: Now) {
+        // systemd is still stopping fail2ban (1.1 takes about a second per
+        // jail): the grace counts from when the stop is over, and systemd
+        // bounds the stop itself.
+        if self.unit_stopping() {
+            let grace = self.timing.restart_grace;
+            if let Some(g) = self.grace.as_mut() {
+                g.until = now.mono + grace;
+            }
+            return;
+        }
         let now = match &self.grace {
             Some(g) if g.until < now.mono => Now {
                 mono: g.until,
@@ -731,7 +752,7 @@ impl Monitor {
     /// now.
     fn failure_seen(&mut self, now: Now, seen: Instant, cause: Cause) {
         let in_grace = self.grace.take().is_some();
-        self.refused = None;
+        self.unconfirmed = None;
         let in_window =
             |w: &Watch| seen.saturating_duration_since(w.at) <= self.timing.crash_window;
         if let Some(watch) = self.watch.clone().filter(|w| in_grace || in_window(w)) {
@@ -744,12 +765,20 @@ impl Monitor {
             .unit
             .as_ref()
             .map_or(UnitChange::Nothing, |before| before.change_to(&next));
+        let was_stopping = self.unit_stopping();
         self.unit = Some(next);
+        if was_stopping && !self.unit_stopping() {
+            // The stop is over: the new server gets the whole grace.
+            let grace = self.timing.restart_grace;
+            if let Some(g) = self.grace.as_mut().filter(|g| !g.came_back) {
+                g.until = now.mono + grace;
+            }
+        }
         match change {
             UnitChange::Failed(exit) => self.unit_failed(now, exit),
             UnitChange::StoppedCleanly => {
-                // A refusal seen just before was this stop's, not a crash.
-                self.refused = None;
+                // A refusal or timeout seen just before was this stop's.
+                self.unconfirmed = None;
                 self.open_grace(now);
                 self.request_probe(now);
             }
@@ -763,6 +792,12 @@ impl Monitor {
                 self.snapshot.offline_reason = reason;
             }
         }
+    }
+
+    fn unit_stopping(&self) -> bool {
+        self.unit
+            .as_ref()
+            .is_some_and(|u| u.active_state == "deactivating")
     }
 
     /// fail2ban's unit failed, was killed, or was restarted by systemd
@@ -918,8 +953,12 @@ impl Monitor {
             }
             _ => self.startup_until = None,
         }
-        if self.refused.is_some() {
-            next = next.min(now.mono + REFUSAL_CONFIRM_AFTER);
+        match self.unconfirmed {
+            Some((_, OfflineReason::ConnectionRefused)) => {
+                next = next.min(now.mono + REFUSAL_CONFIRM_AFTER);
+            }
+            Some(_) => next = now.mono,
+            None => {}
         }
         if self.settle.is_some() {
             next = next.min(now.mono + restart::SETTLE_EVERY);

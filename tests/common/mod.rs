@@ -1,9 +1,11 @@
-//! Shared test support: a real private `fail2ban-server` and an in-process
-//! fake for what a real server will not do.
+//! Shared test support: a real private `fail2ban-server` (the installed
+//! package, or an upstream release from its source tree, see [`upstream`])
+//! and an in-process fake for what a real server will not do.
 #![allow(dead_code, missing_docs, clippy::unwrap_used)]
 
 pub mod bus;
 pub mod fake;
+pub mod upstream;
 
 use std::fs;
 use std::io::{Read, Write};
@@ -14,8 +16,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fail2ban_healthd::fail2ban::codec;
+use fail2ban_healthd::health::JailStats;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use serde_pickle::Value;
+
+pub use upstream::{Release, shared_dir};
 
 /// The path of a program the test needs. A missing one fails the test with
 /// the command that installs it: these tests never skip.
@@ -36,21 +42,44 @@ pub fn require_program(name: &str, package: &str) -> PathBuf {
 pub struct Fail2ban {
     dir: tempfile::TempDir,
     child: Option<Child>,
+    release: Release,
+    /// The source tree a release other than the installed one runs from.
+    tree: Option<PathBuf>,
     pub socket: PathBuf,
     pub jails: Vec<String>,
 }
 
 impl Fail2ban {
-    /// Starts a server with the jails `alpha` and `beta`.
+    /// Starts a server of the installed package with the jails `alpha` and
+    /// `beta`.
     pub fn start() -> Self {
         Self::start_with(&["alpha", "beta"])
     }
 
-    /// Starts a server with these jails (polling backend, a dummy action of
-    /// our own that appends banned addresses to `run/banned`), and waits
-    /// until it answers with all of them running.
+    /// Starts a server of the installed package with these jails (polling
+    /// backend, a dummy action of our own that appends banned addresses to
+    /// `run/banned`), and waits until it answers with all of them running
+    /// and following their log files.
     pub fn start_with(jails: &[&str]) -> Self {
-        require_program("fail2ban-server", "fail2ban");
+        Self::start_release_with(Release::Installed, jails)
+    }
+
+    /// Starts a server of `release` with the jails `alpha` and `beta`.
+    pub fn start_release(release: Release) -> Self {
+        Self::start_release_with(release, &["alpha", "beta"])
+    }
+
+    /// Starts a server of `release` with these jails, as `start_with` does.
+    /// A release run from its source tree must answer `version` with its
+    /// own version, or the test fails.
+    pub fn start_release_with(release: Release, jails: &[&str]) -> Self {
+        // What is missing fails here, before anything starts.
+        let tree = release.tree();
+        if tree.is_some() {
+            upstream::python3();
+        } else {
+            require_program("fail2ban-server", "fail2ban");
+        }
         let dir = tempfile::Builder::new()
             .prefix("f2b-")
             .tempdir()
@@ -98,8 +127,14 @@ impl Fail2ban {
         );
         for j in jails {
             fs::File::create(b.join(format!("log/{j}.log"))).expect("log file");
+            // `tail`: the filter starts at the end of the file as it is when
+            // the jail adds it, and counts every line written after. Without
+            // it, the filter's first read seeks to "now - findtime" and,
+            // with `datepattern = {NONE}`, dates every line already there at
+            // midnight: a line written after the jail was listed but before
+            // that first read was silently skipped (outside 00:00 to 01:00).
             jail_conf.push_str(&format!(
-                "\n[{j}]\nenabled = true\nfilter = t\naction = t\nlogpath = {}/log/{j}.log\n",
+                "\n[{j}]\nenabled = true\nfilter = t\naction = t\nlogpath = {}/log/{j}.log tail\n",
                 b.display()
             ));
         }
@@ -108,6 +143,8 @@ impl Fail2ban {
         let mut server = Self {
             dir,
             child: None,
+            release,
+            tree,
             socket,
             jails: jails.iter().map(|s| s.to_string()).collect(),
         };
@@ -116,10 +153,41 @@ impl Fail2ban {
     }
 
     /// Starts the server process (again, after a kill) and waits until it
-    /// answers with every jail.
+    /// answers with every jail, each following its log file. A release run
+    /// from its source tree must answer `version` with its own version:
+    /// anything else means it imported another fail2ban.
     pub fn spawn(&mut self) {
         self.spawn_only();
         self.wait_ready(Duration::from_secs(20));
+        if let Some(expected) = self.release.expected_version() {
+            let version = self.version();
+            assert_eq!(
+                version,
+                expected,
+                "the server run from {} says it is {version}, not {expected}: \
+                 it imported another fail2ban (is PYTHONPATH honoured?)",
+                self.tree.as_deref().unwrap_or(Path::new("?")).display()
+            );
+        }
+    }
+
+    /// What this server runs.
+    pub fn release(&self) -> Release {
+        self.release
+    }
+
+    /// The source tree this server runs from; `None` for the installed
+    /// package.
+    pub fn tree(&self) -> Option<&Path> {
+        self.tree.as_deref()
+    }
+
+    /// The server's answer to `version`, asked outside the code under test.
+    pub fn version(&self) -> String {
+        match blocking_request(&self.socket, &["version"]) {
+            Ok(codec::Reply::Ok(v)) => codec::parse_version(&v).expect("a version string"),
+            other => panic!("version: {other:?}"),
+        }
     }
 
     /// Starts the server process as `spawn` does and waits for it to exit,
@@ -146,20 +214,42 @@ impl Fail2ban {
     }
 
     /// `fail2ban-client -c CONF -s SOCK` and the given words, as one string
-    /// for the daemon's command settings.
+    /// for the daemon's command settings. For a release run from its
+    /// source tree: `env PYTHONPATH=TREE PYTHON TREE/bin/fail2ban-client ...`.
     pub fn client_command(&self, words: &str) -> String {
+        let program = match &self.tree {
+            None => require_program("fail2ban-client", "fail2ban")
+                .display()
+                .to_string(),
+            Some(tree) => format!(
+                "{} PYTHONPATH={} {} {}",
+                require_program("env", "coreutils").display(),
+                tree.display(),
+                upstream::python3().display(),
+                tree.join("bin/fail2ban-client").display()
+            ),
+        };
         format!(
-            "{} -c {} -s {} {words}",
-            require_program("fail2ban-client", "fail2ban").display(),
+            "{program} -c {} -s {} {words}",
             self.dir().join("conf").display(),
             self.socket.display()
         )
     }
 
+    /// A command running this release's `fail2ban-server` or
+    /// `fail2ban-client`.
+    fn program(&self, name: &str) -> Command {
+        match &self.tree {
+            None => Command::new(require_program(name, "fail2ban")),
+            Some(tree) => upstream::tree_command(tree, name),
+        }
+    }
+
     fn spawn_only(&mut self) {
         assert!(self.child.is_none(), "already running");
         let b = self.dir.path();
-        let child = Command::new(require_program("fail2ban-server", "fail2ban"))
+        let child = self
+            .program("fail2ban-server")
             .args(["-f", "-x", "-c"])
             .arg(b.join("conf"))
             .arg("-s")
@@ -183,12 +273,17 @@ impl Fail2ban {
         Pid::from_raw(self.child.as_ref().expect("running").id() as i32)
     }
 
-    /// Waits until the server answers `status` with every configured jail.
+    /// Waits until the server answers `status` with every configured jail,
+    /// each following its log file: a jail is listed as soon as it is
+    /// added, before its log file is, and a line written then would be
+    /// missed.
     fn wait_ready(&self, limit: Duration) {
         let start = Instant::now();
         loop {
             if let Ok(names) = self.jail_names() {
-                if names.len() == self.jails.len() {
+                if names.len() == self.jails.len()
+                    && self.jails.iter().all(|j| self.follows_its_log(j))
+                {
                     return;
                 }
             }
@@ -212,13 +307,68 @@ impl Fail2ban {
         }
     }
 
+    /// The files a jail's filter follows, from `status JAIL short`; `None`
+    /// when its filter has no `File list` (the journal backend).
+    pub fn jail_files(&self, jail: &str) -> Result<Option<Vec<String>>, String> {
+        let value = match blocking_request(&self.socket, &["status", jail, "short"])? {
+            codec::Reply::Ok(v) => v,
+            codec::Reply::Failed(m) => return Err(m),
+        };
+        let filter = lookup(&value, "Filter").ok_or("no Filter section")?;
+        let Some(files) = lookup(filter, "File list") else {
+            return Ok(None);
+        };
+        match files {
+            Value::List(items) | Value::Tuple(items) => Ok(Some(
+                items
+                    .iter()
+                    .map(|f| match f {
+                        Value::String(s) => s.clone(),
+                        other => format!("{other:?}"),
+                    })
+                    .collect(),
+            )),
+            other => Err(format!("File list is {other:?}")),
+        }
+    }
+
+    /// Whether a line appended to one of the jail's log files from now on
+    /// will be counted: the jail follows a file (with `tail`, from the end
+    /// it had when added).
+    fn follows_its_log(&self, jail: &str) -> bool {
+        match self.jail_files(jail) {
+            Ok(Some(files)) => !files.is_empty(),
+            Ok(None) => true,
+            Err(_) => false,
+        }
+    }
+
     /// Appends a line to a jail's log file.
     pub fn log_line(&self, jail: &str, line: &str) {
         let mut f = fs::OpenOptions::new()
             .append(true)
             .open(self.dir().join(format!("log/{jail}.log")))
             .expect("open jail log");
-        writeln!(f, "{line}").expect("append");
+        // One write: the poller must never meet half a line.
+        f.write_all(format!("{line}\n").as_bytes()).expect("append");
+    }
+
+    /// The counters this release's `fail2ban-client status JAIL` prints,
+    /// read by label.
+    pub fn client_counts(&self, jail: &str) -> JailStats {
+        let text = self.client(&["status", jail]);
+        let get = |label: &str| -> u32 {
+            text.lines()
+                .find_map(|l| l.split_once(label).map(|(_, v)| v.trim().parse().unwrap()))
+                .unwrap_or_else(|| panic!("no {label:?} in {text}"))
+        };
+        JailStats {
+            name: jail.into(),
+            currently_failed: get("Currently failed:"),
+            total_failed: get("Total failed:"),
+            currently_banned: get("Currently banned:"),
+            total_banned: get("Total banned:"),
+        }
     }
 
     /// Addresses the dummy action has banned so far.
@@ -237,6 +387,12 @@ impl Fail2ban {
     /// handler, so a second one ends it. That is said on standard error,
     /// with the end of fail2ban's log.
     pub fn signal_and_wait(&mut self, signal: Signal) {
+        self.signal_and_wait_timed(signal);
+    }
+
+    /// As `signal_and_wait`, and returns how long the server took from the
+    /// signal to its exit (to within 5 ms).
+    pub fn signal_and_wait_timed(&mut self, signal: Signal) -> Duration {
         let mut child = self.child.take().expect("running");
         let pid = Pid::from_raw(child.id() as i32);
         kill(pid, signal).expect("kill");
@@ -244,7 +400,7 @@ impl Fail2ban {
         let mut repeated = false;
         loop {
             if child.try_wait().expect("wait").is_some() {
-                return;
+                return start.elapsed();
             }
             if !repeated && signal == Signal::SIGTERM && start.elapsed() > Duration::from_secs(10) {
                 let log =
@@ -261,14 +417,15 @@ impl Fail2ban {
                 start.elapsed() < Duration::from_secs(25),
                 "server ignores {signal}"
             );
-            std::thread::sleep(Duration::from_millis(10));
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 
-    /// `fail2ban-client -s SOCK ARGS...`, its standard output.
+    /// `fail2ban-client -s SOCK ARGS...` of this server's release, its
+    /// standard output.
     pub fn client(&self, args: &[&str]) -> String {
-        let client = require_program("fail2ban-client", "fail2ban");
-        let out = Command::new(client)
+        let out = self
+            .program("fail2ban-client")
             .arg("-c")
             .arg(self.dir().join("conf"))
             .arg("-s")
@@ -294,6 +451,20 @@ impl Drop for Fail2ban {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
     }
+}
+
+/// The value paired with `key` in fail2ban's list of `(name, value)`
+/// pairs, the shape of every `status` reply.
+fn lookup<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
+    let (Value::List(items) | Value::Tuple(items)) = value else {
+        return None;
+    };
+    items.iter().find_map(|item| match item {
+        Value::Tuple(pair) | Value::List(pair) if pair.len() == 2 => {
+            matches!(&pair[0], Value::String(k) if k == key).then_some(&pair[1])
+        }
+        _ => None,
+    })
 }
 
 fn write(path: PathBuf, text: &str) {
@@ -322,13 +493,39 @@ pub fn blocking_request(socket: &Path, args: &[&str]) -> Result<codec::Reply, St
     }
 }
 
-/// A recorded reply from `tests/fixtures/fail2ban-VERSION/reply-NAME.bin`.
+/// Every fail2ban version with recorded replies: the versions users run.
+pub const FIXTURE_VERSIONS: [&str; 5] = ["0.11.2", "1.0.2", "1.1.0", "1.1.1", "1.1.2.dev1"];
+
+/// A recorded reply from `fail2ban-VERSION/reply-NAME.bin` in
+/// [`fixture_dir`].
 pub fn fixture(version: &str, name: &str) -> Vec<u8> {
     let path = fixture_dir(version).join(format!("reply-{name}.bin"));
     fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// Where the replies recorded from fail2ban `version` are: the copy kept
+/// in `tests/fixtures/` (1.0.2 and 1.1.1), else `shared/fixtures/` beside
+/// the repository (every version; `../shared`, as in CI). A version in
+/// neither fails the test, saying where it looked.
 pub fn fixture_dir(version: &str) -> PathBuf {
+    let name = format!("fail2ban-{version}");
+    let vendored = vendored_fixture_dir(version);
+    if vendored.is_dir() {
+        return vendored;
+    }
+    let shared = shared_dir().join("fixtures").join(&name);
+    assert!(
+        shared.is_dir(),
+        "no recorded replies of fail2ban {version}: neither {} nor {} exists \
+         (CI puts a copy of shared/ beside the repository)",
+        vendored.display(),
+        shared.display()
+    );
+    shared
+}
+
+/// `tests/fixtures/fail2ban-VERSION`, whether it exists or not.
+pub fn vendored_fixture_dir(version: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/fail2ban-{version}"))
 }
 
