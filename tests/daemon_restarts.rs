@@ -148,89 +148,100 @@ async fn restarts_of_upstream_head_are_not_crashes() {
     restart_cycles(Release::Head).await;
 }
 
+/// The installed fail2ban with alpha and beta, watched by the daemon with
+/// this restart grace, online.
+struct Watched {
+    server: Fail2ban,
+    _bus: PrivateBus,
+    daemon: Daemon,
+    p: Health1Proxy<'static>,
+    _conn: zbus::Connection,
+    crashes: fail2ban_healthd::bus::proxy::ActivationCrashDetectedStream,
+}
+
+impl Watched {
+    async fn start(grace: &str) -> Self {
+        let server = Fail2ban::start();
+        let bus = PrivateBus::start();
+        let daemon = start_daemon(&bus, &server, grace).await;
+        let (conn, p) = proxy(&bus).await;
+        let crashes = p.receive_activation_crash_detected().await.unwrap();
+        assert!(p.probe().await.unwrap());
+        Self {
+            server,
+            _bus: bus,
+            daemon,
+            p,
+            _conn: conn,
+            crashes,
+        }
+    }
+
+    /// Enables `gamma` with this filter and log file (relative to the
+    /// server's directory) and registers its activation.
+    async fn activate_gamma(&self, filter: &str, log: &str) {
+        self.server.write_jail_d(
+            "gamma",
+            &format!(
+                "[gamma]\nenabled = true\nfilter = {filter}\naction = t\nlogpath = {}/{log}\n",
+                self.server.dir().display()
+            ),
+        );
+        self.p.register_activation("gamma").await.unwrap();
+    }
+
+    async fn next_crash(&mut self) -> fail2ban_healthd::bus::proxy::ActivationCrashDetected {
+        tokio::time::timeout(Duration::from_secs(15), self.crashes.next())
+            .await
+            .unwrap_or_else(|_| panic!("no record: {}", self.daemon.log_text()))
+            .unwrap()
+    }
+}
+
 #[tokio::test]
 async fn a_restart_into_a_broken_jail_is_recorded_when_the_grace_ends() {
-    let mut server = Fail2ban::start();
-    let bus = PrivateBus::start();
-    let daemon = start_daemon(&bus, &server, "2s").await;
-    let (_c, p) = proxy(&bus).await;
-    let mut crashes = p.receive_activation_crash_detected().await.unwrap();
-    assert!(p.probe().await.unwrap());
+    let mut w = Watched::start("2s").await;
     // The log file does not exist: the new server exits 255 at start.
-    server.write_jail_d(
-        "gamma",
-        &format!(
-            "[gamma]\nenabled = true\nfilter = t\naction = t\nlogpath = {}/log/missing.log\n",
-            server.dir().display()
-        ),
-    );
-    p.register_activation("gamma").await.unwrap();
+    w.activate_gamma("t", "log/missing.log").await;
     let stopped = micros_now();
-    server.signal_and_wait(Signal::SIGTERM);
-    assert_eq!(server.spawn_expecting_exit(), Some(255));
-    let crash = tokio::time::timeout(Duration::from_secs(15), crashes.next())
-        .await
-        .unwrap_or_else(|_| panic!("no record: {}", daemon.log_text()))
-        .unwrap();
+    w.server.signal_and_wait(Signal::SIGTERM);
+    assert_eq!(w.server.spawn_expecting_exit(), Some(255));
+    let crash = w.next_crash().await;
     let args = crash.args().unwrap();
     assert_eq!(*args.jail_name(), "gamma");
     assert_eq!(*args.cause(), 1);
     let waited = *args.detected_at() - stopped;
     // Not before the grace (2 s) has run out.
     assert!(waited >= 1_900_000, "recorded {waited} µs after the stop");
-    let r = p.pending_recovery().await.unwrap();
+    let r = w.p.pending_recovery().await.unwrap();
     assert_eq!(get::<u32>(&r, "OfflineReason"), 2, "socket missing");
 }
 
 #[tokio::test]
 async fn a_restart_whose_server_goes_down_again_is_recorded_at_once() {
-    let mut server = Fail2ban::start();
-    let bus = PrivateBus::start();
     // A long grace: only the second loss can make the record in time.
-    let daemon = start_daemon(&bus, &server, "10m").await;
-    let (_c, p) = proxy(&bus).await;
-    let mut crashes = p.receive_activation_crash_detected().await.unwrap();
-    let mut came_online = p.receive_came_online().await.unwrap();
-    assert!(p.probe().await.unwrap());
-    p.register_activation("beta").await.unwrap();
-    server.signal_and_wait(Signal::SIGTERM);
-    server.spawn();
+    let mut w = Watched::start("10m").await;
+    let mut came_online = w.p.receive_came_online().await.unwrap();
+    w.p.register_activation("beta").await.unwrap();
+    w.server.signal_and_wait(Signal::SIGTERM);
+    w.server.spawn();
     tokio::time::timeout(Duration::from_secs(30), came_online.next())
         .await
         .unwrap()
         .unwrap();
     // Killed before (or right after) its jail list was judged.
-    server.signal_and_wait(Signal::SIGKILL);
-    let crash = tokio::time::timeout(Duration::from_secs(10), crashes.next())
-        .await
-        .unwrap_or_else(|_| panic!("no record: {}", daemon.log_text()))
-        .unwrap();
-    assert_eq!(*crash.args().unwrap().cause(), 1);
+    w.server.signal_and_wait(Signal::SIGKILL);
+    assert_eq!(*w.next_crash().await.args().unwrap().cause(), 1);
 }
 
 #[tokio::test]
 async fn a_restart_that_comes_back_without_the_jail_is_cause_2() {
-    let mut server = Fail2ban::start();
-    let bus = PrivateBus::start();
-    let daemon = start_daemon(&bus, &server, "15s").await;
-    let (_c, p) = proxy(&bus).await;
-    let mut crashes = p.receive_activation_crash_detected().await.unwrap();
-    assert!(p.probe().await.unwrap());
+    let mut w = Watched::start("15s").await;
     // A missing filter: fail2ban skips the jail and starts without it.
-    server.write_jail_d(
-        "gamma",
-        &format!(
-            "[gamma]\nenabled = true\nfilter = no-such-filter\naction = t\nlogpath = {}/log/alpha.log\n",
-            server.dir().display()
-        ),
-    );
-    p.register_activation("gamma").await.unwrap();
-    server.signal_and_wait(Signal::SIGTERM);
-    server.spawn();
-    let crash = tokio::time::timeout(Duration::from_secs(15), crashes.next())
-        .await
-        .unwrap_or_else(|_| panic!("no record: {}", daemon.log_text()))
-        .unwrap();
+    w.activate_gamma("no-such-filter", "log/alpha.log").await;
+    w.server.signal_and_wait(Signal::SIGTERM);
+    w.server.spawn();
+    let crash = w.next_crash().await;
     let args = crash.args().unwrap();
     assert_eq!(*args.jail_name(), "gamma");
     assert_eq!(*args.cause(), 2);
