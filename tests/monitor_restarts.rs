@@ -176,8 +176,24 @@ fn coming_back_without_the_jail_is_cause_2_and_without_others_cause_3() {
 
 #[test]
 fn going_down_again_before_the_verdict_is_recorded() {
-    // An invalid failregex at a restart: the server lists its jails, then
-    // answers SHUTDOWN and exits.
+    // Killed right after it came back: at once.
+    let mut s = activated();
+    s.at(12.0);
+    probe_now(&mut s, Err(OfflineReason::SocketMissing));
+    s.at(12.5);
+    probe_now(&mut s, online(&WITH_GOOD));
+    s.at(12.6);
+    let events = probe_now(&mut s, Err(OfflineReason::ConnectionLost));
+    assert_eq!(crash_events(&events), 1, "{events:?}");
+    assert_eq!(
+        record(&s).cause,
+        Cause::WentOffline(OfflineReason::ConnectionLost)
+    );
+    // An invalid failregex at a restart without systemd: the server lists
+    // its jails, then answers SHUTDOWN and exits. That stop is clean, so
+    // it gets its own grace, and fail2ban still down when it ends is
+    // recorded then. (Under systemd the unit's exit status 255 records it
+    // at once.)
     let mut s = activated();
     s.at(12.0);
     probe_now(&mut s, Err(OfflineReason::SocketMissing));
@@ -185,11 +201,11 @@ fn going_down_again_before_the_verdict_is_recorded() {
     probe_now(&mut s, online(&WITH_GOOD));
     s.at(12.6);
     let events = probe_now(&mut s, Err(OfflineReason::ShuttingDown));
+    assert_eq!(crash_events(&events), 0, "{events:?}");
+    let events = s.offline_until(27.5, OfflineReason::SocketMissing);
+    assert_eq!(crash_events(&events), 0, "{events:?}");
+    let events = s.offline_until(27.6, OfflineReason::SocketMissing);
     assert_eq!(crash_events(&events), 1, "{events:?}");
-    assert_eq!(
-        record(&s).cause,
-        Cause::WentOffline(OfflineReason::ShuttingDown)
-    );
 }
 
 #[test]
@@ -478,4 +494,54 @@ fn the_grace_counts_from_the_end_of_a_slow_systemd_stop() {
     assert_eq!(crash_events(&events), 0, "{events:?}");
     let events = s.offline_until(47.0, OfflineReason::SocketMissing);
     assert_eq!(crash_events(&events), 1, "{events:?}");
+}
+
+#[test]
+fn a_second_restart_before_the_verdict_on_the_first_is_a_restart_too() {
+    // systemctl restart twice in a row: the second stop job begins while
+    // the first return's jail list is still settling.
+    let mut s = activated();
+    report(&mut s, unit("active", "success", 0, "a1", 0));
+    s.at(12.0);
+    report(&mut s, unit("deactivating", "success", 0, "a1", 0));
+    s.next_probe();
+    s.finish(Err(OfflineReason::SocketMissing));
+    report(&mut s, unit("active", "success", 0, "b2", 0));
+    s.at(12.5);
+    let mut events = probe_now(&mut s, online(&WITH_GOOD));
+    s.at(12.6);
+    events.extend(report(&mut s, unit("deactivating", "success", 0, "b2", 0)));
+    s.next_probe();
+    events.extend(s.finish(Err(OfflineReason::SocketMissing)));
+    report(&mut s, unit("active", "success", 0, "c3", 0));
+    s.at(13.0);
+    events.extend(probe_now(&mut s, online(&WITH_GOOD)));
+    events.extend(online_until(&mut s, 40.0, &WITH_GOOD));
+    assert_eq!(crash_events(&events), 0, "{events:?}");
+    // The same without systemd: the socket goes again right after the
+    // return (fail2ban-client restart twice).
+    let mut s = activated();
+    s.at(12.0);
+    probe_now(&mut s, Err(OfflineReason::SocketMissing));
+    s.at(12.5);
+    let mut events = probe_now(&mut s, online(&WITH_GOOD));
+    s.at(12.6);
+    events.extend(probe_now(&mut s, Err(OfflineReason::SocketMissing)));
+    s.at(13.0);
+    events.extend(probe_now(&mut s, online(&WITH_GOOD)));
+    events.extend(online_until(&mut s, 40.0, &WITH_GOOD));
+    assert_eq!(crash_events(&events), 0, "{events:?}");
+}
+
+#[test]
+fn a_return_without_the_jail_cut_short_by_another_stop_is_still_judged() {
+    let mut s = activated();
+    s.at(12.0);
+    probe_now(&mut s, Err(OfflineReason::SocketMissing));
+    s.at(12.5);
+    probe_now(&mut s, online(&JAILS));
+    s.at(12.6);
+    let events = probe_now(&mut s, Err(OfflineReason::SocketMissing));
+    assert_eq!(crash_events(&events), 1, "{events:?}");
+    assert_eq!(record(&s).cause, Cause::JailNotRunning);
 }

@@ -260,9 +260,13 @@ async fn restart_unit(
     let socket_unit = activating_socket(conn, &manager, &service, socket)
         .await
         .map_err(|e| e.to_string())?;
+    // A failed unit may also have hit its start rate limit. The service is
+    // reset first: resetting a service that hit its limit fails a socket
+    // that already listens again (service-start-limit-hit).
+    let _ = manager.reset_failed_unit(unit).await;
     if let Some((name, _)) = &socket_unit {
         tracing::info!(unit, socket_unit = %name, "rollback_socket_activated");
-        // A failed socket (start-limit-hit) listens again only once reset.
+        // A failed socket listens again only once reset.
         let _ = manager.reset_failed_unit(name).await;
         let job = manager
             .start_unit(name, "replace")
@@ -270,8 +274,6 @@ async fn restart_unit(
             .map_err(|e| format!("systemd refused to start {name}: {e}"))?;
         wait_job(&mut removed, &job, name, deadline).await?;
     }
-    // A failed unit may also have hit its start rate limit.
-    let _ = manager.reset_failed_unit(unit).await;
     let job = manager
         .restart_unit(unit, "replace")
         .await

@@ -657,6 +657,9 @@ impl Monitor {
     /// restart rules to a new loss.
     fn went_offline(&mut self, now: Now, reason: OfflineReason) {
         let was_online = self.snapshot.online;
+        if was_online && clean(reason) {
+            self.stopped_after_return(now);
+        }
         self.snapshot.online = false;
         self.snapshot.offline_reason = reason;
         self.snapshot.version.clear();
@@ -700,6 +703,17 @@ impl Monitor {
                 let (seen, first) = unconfirmed.unwrap_or((now.mono, reason));
                 self.failure_seen(now, seen, Cause::WentOffline(first));
             }
+        }
+    }
+
+    /// A new clean stop (another restart) while the return from the last
+    /// one is not judged yet: that return is judged by the jails it showed,
+    /// and the new stop gets a grace of its own.
+    fn stopped_after_return(&mut self, now: Now) {
+        if self.grace.as_ref().is_some_and(|g| g.came_back) {
+            self.grace = None;
+            self.settle = None;
+            self.judge_return(now);
         }
     }
 
@@ -779,6 +793,9 @@ impl Monitor {
             UnitChange::StoppedCleanly => {
                 // A refusal or timeout seen just before was this stop's.
                 self.unconfirmed = None;
+                if self.snapshot.online {
+                    self.stopped_after_return(now);
+                }
                 self.open_grace(now);
                 self.request_probe(now);
             }
