@@ -358,7 +358,24 @@ debian_restarts() {
 
     # Check 1: restarts after an activation of a good jail record nothing.
     local watch_pid i detail= first_record= cycles=0 downs=0 t0=$SECONDS
-    note_record() { if [ -z "$first_record" ] && ! no_record; then first_record="$1: $(prop PendingRecovery)"; fi; }
+    # systemd's own exit codes 200 to 243 say it could not set up the
+    # process (219/CGROUP happens now and then in this container on a
+    # cgroup v1 host). That start really failed and the daemon is right to
+    # record it; it is the environment's failure, not a restart taken for
+    # a crash: said, dismissed, and the cycles go on.
+    local env_failures=0
+    note_record() {
+        no_record && return 0
+        local status
+        status=$(rec_num ExitStatus)
+        if rec_has '"UnitResult" s "exit-code"' && [ -n "$status" ] && [ "$status" -ge 200 ] && [ "$status" -le 243 ]; then
+            echo "check 1: $1: systemd could not start fail2ban (exit status $status, its own); recorded, dismissed: $(prop PendingRecovery)"
+            env_failures=$((env_failures + 1))
+            dismiss
+            return 0
+        fi
+        [ -n "$first_record" ] || first_record="$1: $(prop PendingRecovery)"
+    }
     fail2ban-healthd watch --json > /tmp/watch-restarts.json 2>&1 &
     watch_pid=$!
     # Let the watcher subscribe before the first restart.
@@ -396,7 +413,7 @@ debian_restarts() {
     local went came
     went=$(grep -c '"signal":"WentOffline"' /tmp/watch-restarts.json)
     came=$(grep -c '"signal":"CameOnline"' /tmp/watch-restarts.json)
-    echo "check 1: $cycles restart cycles, fail2ban down $downs times in $((SECONDS - t0)) s; WentOffline $went, CameOnline $came; record: $(prop PendingRecovery)"
+    echo "check 1: $cycles restart cycles, fail2ban down $downs times in $((SECONDS - t0)) s; WentOffline $went, CameOnline $came; starts systemd itself failed: $env_failures; record: $(prop PendingRecovery)"
     if [ -n "$detail" ]; then
         fail "check 1: 20 systemctl restarts and 3 fail2ban-client restarts after activating alpha record nothing" "$detail"
     elif [ -n "$first_record" ]; then
@@ -636,7 +653,7 @@ check6() {
 phase_head() {
     install_upstream fail2ban-1.1.2.dev1-deffcbcd.tar.gz 1.1.2.dev1 || return
     write_config 1s
-    local detail n0 inv0 s0 out
+    local detail n0 inv0 s0 out rc
 
     # Check 4: with the service stopped, the daemon (1 s probes) never
     # starts it.
@@ -669,6 +686,23 @@ phase_head() {
         fail "check 5: systemctl stop fail2ban.service gives OfflineReason 9 and it stays stopped for $QUIET_AFTER_STOP s"
     fi
 
+    # The probe command asks systemd first: it reports the stopped service
+    # without connecting, and connects (starting fail2ban) only when told.
+    s0=$(starts_of fail2ban.service)
+    out=$(fail2ban-healthd probe --json 2>&1); rc=$?
+    if [ $rc -eq 1 ] && echo "$out" | grep -q '"offline_reason":"inactive"' && echo "$out" | grep -q '"offline_reason_code":9' &&
+        [ "$(state_of fail2ban.service)" = inactive ] && [ "$(starts_of fail2ban.service)" = "$s0" ]; then
+        pass "probe reports the stopped socket-activated service (reason 9) without starting it"
+    else
+        fail "probe reports the stopped socket-activated service without starting it" "rc=$rc $out; service $(state_of fail2ban.service)"
+    fi
+    out=$(fail2ban-healthd probe --connect 2>&1); rc=$?
+    if [ $rc -eq 0 ] && echo "$out" | grep -q "is online" && systemctl is-active --quiet fail2ban.service; then
+        pass "probe --connect connects anyway, which starts fail2ban"
+    else
+        fail "probe --connect connects anyway" "rc=$rc $out; service $(state_of fail2ban.service)"
+    fi
+
     # Check 6: a bad jail makes systemd start fail2ban as often with the
     # daemon running as without it. Two kinds: an invalid failregex (each
     # connection to the socket would start one more doomed server, so a
@@ -678,13 +712,15 @@ phase_head() {
     check6 epsilon write_bad_regex_jail "invalid failregex"
     check6 gamma write_bad_jail "log file missing"
     # Check 7: a rollback brings both units back.
-    out=$(fail2ban-healthd rollback --json 2>&1)
-    echo "check 7 rollback: $out"
-    if until_ok 30 sh -c '[ "$(systemctl show -P SubState fail2ban.socket)" = listening ] && systemctl is-active --quiet fail2ban.service' &&
+    out=$(fail2ban-healthd rollback --json 2>&1); rc=$?
+    echo "check 7 rollback: rc=$rc $out"
+    # The socket is active: "listening", or "running" once the service
+    # has taken its descriptor over.
+    if [ $rc -eq 0 ] && until_ok 30 sh -c 'systemctl is-active --quiet fail2ban.socket && systemctl is-active --quiet fail2ban.service' &&
         until_ok 15 sh -c "[ \"\$(busctl --system get-property $NAME $OBJ $NAME Online)\" = 'b true' ]"; then
-        pass "check 7: rollback brings fail2ban.socket (listening) and fail2ban.service back, the daemon online"
+        pass "check 7: rollback brings fail2ban.socket and fail2ban.service back (both active), the daemon online"
     else
-        fail "check 7: rollback brings fail2ban.socket (listening) and fail2ban.service back, the daemon online" \
+        fail "check 7: rollback brings fail2ban.socket and fail2ban.service back (both active), the daemon online" \
             "socket $(state_of fail2ban.socket)/$(systemctl show -P SubState fail2ban.socket), service $(state_of fail2ban.service), Online $(prop Online), OfflineReason $(prop OfflineReason)"
     fi
 }
