@@ -252,6 +252,14 @@ fn a_timeout_is_asked_again_at_once_before_it_counts() {
     let events = s.finish(Err(OfflineReason::Timeout));
     assert_eq!(crash_events(&events), 1);
     assert_eq!(record(&s).cause, Cause::WentOffline(OfflineReason::Timeout));
+    // A slow answer after a timeout: fail2ban was busy, not gone.
+    let mut s = activated();
+    s.at(12.0);
+    probe_now(&mut s, Err(OfflineReason::Timeout));
+    s.next_probe();
+    let mut events = s.finish(online(&WITH_GOOD));
+    events.extend(online_until(&mut s, 40.0, &WITH_GOOD));
+    assert_eq!(crash_events(&events), 0, "{events:?}");
     // fail2ban 1.1 stopping its jails answers nothing, then its socket
     // goes: a clean stop after all.
     let mut s = activated();

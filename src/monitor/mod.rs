@@ -625,13 +625,17 @@ impl Monitor {
         self.resolve_cleared(now);
         // A server that answers right after the held connection was lost,
         // or right after refusing connections, with no stop seen, is a new
-        // one: the old one crashed and was restarted at once.
-        let unconfirmed = self.unconfirmed.take();
-        let replaced = (held_lost && was_online) || unconfirmed.is_some();
-        if replaced && self.grace.is_none() {
-            let reason = match unconfirmed {
-                Some((_, reason)) if !held_lost => reason,
-                _ => OfflineReason::ConnectionLost,
+        // one: the old one crashed and was restarted at once. (One that
+        // answers after a timeout was only slow.)
+        let refused = matches!(
+            self.unconfirmed.take(),
+            Some((_, OfflineReason::ConnectionRefused))
+        );
+        if self.grace.is_none() && (held_lost && was_online || refused) {
+            let reason = if held_lost && was_online {
+                OfflineReason::ConnectionLost
+            } else {
+                OfflineReason::ConnectionRefused
             };
             self.failure(now, Cause::WentOffline(reason));
         }
