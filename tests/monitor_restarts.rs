@@ -553,3 +553,33 @@ fn a_return_without_the_jail_cut_short_by_another_stop_is_still_judged() {
     assert_eq!(crash_events(&events), 1, "{events:?}");
     assert_eq!(record(&s).cause, Cause::JailNotRunning);
 }
+
+#[test]
+fn jails_gone_just_before_a_graceful_stop_are_not_cause_3() {
+    // fail2ban 1.1 stopping: its last answer lists no jail, then its
+    // socket goes; it comes back healthy.
+    let mut s = activated();
+    online_until(&mut s, 12.0, &WITH_GOOD);
+    let events = probe_now(&mut s, online(&[]));
+    assert_eq!(crash_events(&events), 0, "judged once the list holds still");
+    s.at(12.05);
+    probe_now(&mut s, Err(OfflineReason::SocketMissing));
+    s.at(13.0);
+    let mut events = probe_now(&mut s, online(&WITH_GOOD));
+    events.extend(online_until(&mut s, 40.0, &WITH_GOOD));
+    assert_eq!(crash_events(&events), 0, "{events:?}");
+    // A reload that drops the other jails for good is still cause 3: half
+    // a second after the change once the jail start grace (5 s after the
+    // activation at 10 s) is over.
+    let mut s = activated();
+    online_until(&mut s, 15.0, &WITH_GOOD);
+    let mut events = probe_now(&mut s, online(&["good"]));
+    events.extend(online_until(&mut s, 15.4, &["good"]));
+    assert_eq!(crash_events(&events), 0, "{events:?}");
+    let events = online_until(&mut s, 16.0, &["good"]);
+    assert_eq!(crash_events(&events), 1, "{events:?}");
+    assert_eq!(
+        record(&s).cause,
+        Cause::JailsVanished(vec!["alpha".into(), "beta".into()])
+    );
+}

@@ -250,9 +250,17 @@ fn a_reload_that_drops_the_other_jails_is_cause_3() {
     s.probe(online(&["alpha", "beta"]));
     s.at(1.0);
     s.activate("gamma");
-    s.probe(online(&["alpha", "beta", "gamma"]));
+    // The list changed: it settles (two more probes, 250 ms apart) first.
+    for _ in 0..3 {
+        s.probe(online(&["alpha", "beta", "gamma"]));
+    }
+    assert_eq!(s.elapsed(), 1.5);
     let events = s.probe(online(&["gamma"]));
     assert_eq!(s.elapsed(), 6.0);
+    assert_eq!(crash_events(&events), 0, "judged once the list holds still");
+    s.probe(online(&["gamma"]));
+    let events = s.probe(online(&["gamma"]));
+    assert_eq!(s.elapsed(), 6.5);
     assert_eq!(crash_events(&events), 1);
     let r = s.m.snapshot().pending_recovery.clone().unwrap();
     assert_eq!(

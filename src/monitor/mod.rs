@@ -595,23 +595,30 @@ impl Monitor {
         // started, possibly with a record restored from disk).
         let seen_offline =
             !was_online && self.snapshot.offline_reason != OfflineReason::NotProbedYet;
+        let before = self.jail_names();
         self.snapshot.online = true;
         self.snapshot.offline_reason = OfflineReason::None;
         self.snapshot.version = status.version;
         self.snapshot.jails = status.jails;
         let names = self.jail_names();
+        let judging = self.grace.is_some() || self.blamable(now).is_some();
         if was_online {
             if let Some(settle) = self.settle.as_mut() {
                 if settle.settled(now.mono, names) {
                     self.settle = None;
                 }
+            } else if judging && names != before {
+                // A list that just changed is judged once it holds still: a
+                // stopping fail2ban 1.1 answers with its jails gone just
+                // before its socket goes.
+                self.settle = Some(Settle::new(now.mono, names));
             }
         } else {
             self.events.push_back(Event::CameOnline {
                 version: self.snapshot.version.clone(),
             });
             // Only a jail list that can still be judged needs to settle.
-            if self.grace.is_some() || self.blamable(now).is_some() {
+            if judging {
                 self.settle = Some(Settle::new(now.mono, names));
             }
             if let Some(grace) = self.grace.as_mut() {
@@ -770,7 +777,10 @@ impl Monitor {
     /// now.
     fn failure_seen(&mut self, now: Now, seen: Instant, cause: Cause) {
         let in_grace = self.grace.take().is_some();
+        // The signs that led here are used up: a lost connection or a
+        // refusal seen before explains this failure, not another.
         self.unconfirmed = None;
+        self.held_lost = false;
         let in_window =
             |w: &Watch| seen.saturating_duration_since(w.at) <= self.timing.crash_window;
         if let Some(watch) = self.watch.clone().filter(|w| in_grace || in_window(w)) {
@@ -824,6 +834,8 @@ impl Monitor {
     /// fail2ban's unit failed, was killed, or was restarted by systemd
     /// after a failure: a crash, even if fail2ban answers again already.
     fn unit_failed(&mut self, now: Now, exit: UnitExit) {
+        // The lost connection, if any, was this failure's.
+        self.held_lost = false;
         let attached = match self.snapshot.pending_recovery.as_mut() {
             // A clean stop (a restart's) gives way to the failure that
             // follows it, which says more.
