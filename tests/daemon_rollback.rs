@@ -124,9 +124,9 @@ fn assert_disables_only(path: &Path, jails: &[&str]) {
     assert!(!text.contains("enabled = true"));
 }
 
-/// The story: a jail whose log file is missing makes fail2ban exit
-/// 255 at its restart; the crash is attributed, `Rollback` disables that
-/// jail alone and starts fail2ban again with the others.
+/// The story administrators meet: a jail whose log file is missing makes
+/// fail2ban exit 255 at its restart; the crash is attributed, `Rollback`
+/// disables that jail alone and starts fail2ban again with the others.
 #[tokio::test]
 async fn a_jail_that_kills_fail2ban_is_rolled_back_and_fail2ban_returns() {
     let mut server = Fail2ban::start();
