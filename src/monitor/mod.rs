@@ -98,7 +98,7 @@ const STARTUP_RETRY_EVERY: Duration = Duration::from_millis(100);
 /// socket file goes, which a crash never does. A timeout is asked again at
 /// once: fail2ban 1.1 answers nothing while it stops its jails (about a
 /// second per jail), and only then removes its socket.
-const REFUSAL_CONFIRM_AFTER: Duration = Duration::from_millis(200);
+const REFUSAL_CONFIRM_AFTER: Duration = Duration::from_millis(50);
 
 /// At most this many recent activations are remembered for
 /// `SuspectJails`; older ones inside the window are dropped first.
