@@ -223,8 +223,10 @@ proptest! {
                 } else if !b.recovered() {
                     // Replaced only after being resolved in the same step
                     // (fail2ban back, then a newer activation's jail missing).
+                    // (The new record may look the same when no time
+                    // passed: a second crash of the same jail.)
                     prop_assert_eq!(resolved, 1);
-                    prop_assert_ne!(identity(b), identity(after));
+                    prop_assert!(!after.recovered());
                 } else {
                     prop_assert_eq!(resolved, 0);
                 }

@@ -95,10 +95,11 @@ const STARTUP_RETRY_EVERY: Duration = Duration::from_millis(100);
 
 /// After a connection was refused, how long to wait before asking again:
 /// a graceful stop of fail2ban 1.1 may refuse for a moment before its
-/// socket file goes, which a crash never does. A timeout is asked again at
+/// socket file goes (it closes the socket, then removes the file), which a
+/// crash never does. A timeout is asked again at
 /// once: fail2ban 1.1 answers nothing while it stops its jails (about a
 /// second per jail), and only then removes its socket.
-const REFUSAL_CONFIRM_AFTER: Duration = Duration::from_millis(50);
+const REFUSAL_CONFIRM_AFTER: Duration = Duration::from_millis(10);
 
 /// At most this many recent activations are remembered for
 /// `SuspectJails`; older ones inside the window are dropped first.
