@@ -25,6 +25,9 @@ pub trait Manager {
     fn restart_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
     /// Clears a failed state and the start rate limit.
     fn reset_failed_unit(&self, name: &str) -> zbus::Result<()>;
+    /// systemd starts (`true`) or ends (`false`) reloading its units.
+    #[zbus(signal)]
+    fn reloading(&self, active: bool) -> zbus::Result<()>;
     /// A job ended, with `result` `done`, `failed`, `canceled`, ...
     #[zbus(signal)]
     fn job_removed(
@@ -164,7 +167,10 @@ where
 }
 
 /// The `.socket` unit that activates `unit` and listens on `socket_path`:
-/// its name and object path.
+/// its name and object path. A path through a link (`/var/run` for `/run`)
+/// is the same path. A `.socket` that triggers the unit but listens
+/// elsewhere is taken all the same, with a warning: a connection to the
+/// configured path cannot be told apart from one that starts fail2ban.
 ///
 /// # Errors
 /// A failed call to systemd.
@@ -174,6 +180,7 @@ pub async fn activating_socket(
     unit: &UnitProxy<'_>,
     socket_path: &Path,
 ) -> zbus::Result<Option<(String, OwnedObjectPath)>> {
+    let mut other = None;
     for name in unit.triggered_by().await? {
         if !name.ends_with(".socket") {
             continue;
@@ -183,10 +190,48 @@ pub async fn activating_socket(
         let listens = socket.listen().await.unwrap_or_default();
         if listens
             .iter()
-            .any(|(_, address)| Path::new(address) == socket_path)
+            .any(|(_, address)| same_path(Path::new(address), socket_path))
         {
             return Ok(Some((name, path)));
         }
+        tracing::warn!(
+            socket_unit = %name,
+            listens = ?listens,
+            socket = %socket_path.display(),
+            "fail2ban_socket_unit_listens_elsewhere"
+        );
+        other.get_or_insert((name, path));
     }
-    Ok(None)
+    Ok(other)
+}
+
+/// Whether two socket paths name the same file, links in their
+/// directories resolved.
+fn same_path(a: &Path, b: &Path) -> bool {
+    if a == b {
+        return true;
+    }
+    let resolved = |p: &Path| -> Option<std::path::PathBuf> {
+        let dir = std::fs::canonicalize(p.parent()?).ok()?;
+        Some(dir.join(p.file_name()?))
+    };
+    matches!((resolved(a), resolved(b)), (Some(x), Some(y)) if x == y)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_path_through_a_link_is_the_same_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("run");
+        std::fs::create_dir(&real).unwrap();
+        std::os::unix::fs::symlink(&real, dir.path().join("var-run")).unwrap();
+        let a = real.join("fail2ban.sock");
+        let b = dir.path().join("var-run/fail2ban.sock");
+        assert!(same_path(&a, &b));
+        assert!(same_path(&a, &a));
+        assert!(!same_path(&a, &real.join("other.sock")));
+    }
 }

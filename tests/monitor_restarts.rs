@@ -417,17 +417,31 @@ fn under_socket_activation_the_units_give_the_reason() {
             reason: OfflineReason::Inactive
         }]
     );
+    // A failed socket listens no more: a connection starts nothing, so the
+    // daemon may probe, and the units name the reason.
     report(&mut s, activated_unit("inactive", "failed"));
     assert_eq!(s.m.snapshot().offline_reason, OfflineReason::SocketFailed);
-    assert_eq!(s.m.poll_timeout(), None);
+    assert_eq!(s.m.connect_gate(), None);
+    s.probe(Err(OfflineReason::SocketMissing));
+    assert_eq!(s.m.snapshot().offline_reason, OfflineReason::SocketFailed);
+    // A failed service behind a listening socket: not connected to.
     let failed = UnitState {
         result: "exit-code".into(),
         exit_status: 255,
         ..activated_unit("failed", "active")
     };
-    report(&mut s, failed);
+    report(&mut s, failed.clone());
     assert_eq!(s.m.snapshot().offline_reason, OfflineReason::UnitFailed);
     assert_eq!(s.m.poll_timeout(), None);
+    // start-limit-hit fails both: the service's failure is the reason.
+    report(
+        &mut s,
+        UnitState {
+            socket_state: Some("failed".into()),
+            ..failed
+        },
+    );
+    assert_eq!(s.m.snapshot().offline_reason, OfflineReason::UnitFailed);
 }
 
 #[test]
@@ -542,14 +556,24 @@ fn a_second_restart_before_the_verdict_on_the_first_is_a_restart_too() {
 }
 
 #[test]
-fn a_return_without_the_jail_cut_short_by_another_stop_is_still_judged() {
+fn a_return_cut_short_by_another_stop_is_judged_at_the_next_return() {
+    // The first return is stopped again before its list settled; the
+    // second one comes back without the jail: cause 2.
     let mut s = activated();
     s.at(12.0);
     probe_now(&mut s, Err(OfflineReason::SocketMissing));
     s.at(12.5);
-    probe_now(&mut s, online(&JAILS));
+    probe_now(&mut s, online(&[]));
     s.at(12.6);
-    let events = probe_now(&mut s, Err(OfflineReason::SocketMissing));
+    let mut events = probe_now(&mut s, Err(OfflineReason::SocketMissing));
+    assert_eq!(
+        crash_events(&events),
+        0,
+        "an unsettled list says nothing yet"
+    );
+    s.at(13.0);
+    events.extend(probe_now(&mut s, online(&JAILS)));
+    events.extend(online_until(&mut s, 15.0, &JAILS));
     assert_eq!(crash_events(&events), 1, "{events:?}");
     assert_eq!(record(&s).cause, Cause::JailNotRunning);
 }
@@ -582,4 +606,119 @@ fn jails_gone_just_before_a_graceful_stop_are_not_cause_3() {
         record(&s).cause,
         Cause::JailsVanished(vec!["alpha".into(), "beta".into()])
     );
+}
+
+#[test]
+fn an_answer_from_the_old_server_while_systemd_stops_it_is_no_return() {
+    let mut s = activated();
+    report(&mut s, unit("active", "success", 0, "a1", 0));
+    s.at(12.0);
+    let mut events = report(&mut s, unit("deactivating", "success", 0, "a1", 0));
+    s.next_probe();
+    s.at(17.0);
+    events.extend(s.finish(Err(OfflineReason::Timeout)));
+    s.next_probe();
+    s.at(19.0);
+    // Its last answer: no jails left.
+    events.extend(s.finish(online(&[])));
+    s.at(19.05);
+    events.extend(probe_now(&mut s, Err(OfflineReason::SocketMissing)));
+    events.extend(report(&mut s, unit("inactive", "success", 0, "a1", 0)));
+    s.at(19.2);
+    events.extend(report(&mut s, unit("active", "success", 0, "b2", 0)));
+    s.at(19.5);
+    events.extend(probe_now(&mut s, online(&WITH_GOOD)));
+    events.extend(online_until(&mut s, 60.0, &WITH_GOOD));
+    assert_eq!(crash_events(&events), 0, "{events:?}");
+}
+
+#[test]
+fn a_return_just_before_the_grace_ends_is_judged_once_settled() {
+    let mut s = activated();
+    s.at(12.0);
+    probe_now(&mut s, Err(OfflineReason::SocketMissing));
+    let events = s.offline_until(26.9, OfflineReason::SocketMissing);
+    assert_eq!(crash_events(&events), 0);
+    // Back at 26.9 s with its jails not listed yet.
+    let mut events = probe_now(&mut s, online(&[]));
+    events.extend(online_until(&mut s, 60.0, &WITH_GOOD));
+    assert_eq!(crash_events(&events), 0, "{events:?}");
+}
+
+#[test]
+fn a_zero_grace_does_not_spin_while_systemd_stops_fail2ban() {
+    let mut s = Sim::with(Timing {
+        restart_grace: std::time::Duration::ZERO,
+        ..Timing::default()
+    });
+    s.probe(online(&JAILS));
+    s.at(10.0);
+    s.activate("good");
+    s.probe(online(&WITH_GOOD));
+    report(&mut s, unit("active", "success", 0, "a1", 0));
+    s.at(12.0);
+    report(&mut s, unit("deactivating", "success", 0, "a1", 0));
+    s.next_probe();
+    for i in 0..100 {
+        s.at(12.0 + f64::from(i) * 1e-6);
+        s.m.handle_timeout(s.now);
+        assert!(
+            s.m.poll_timeout().is_some_and(|due| due > s.now.mono),
+            "due again at once after wake-up {i}"
+        );
+    }
+}
+
+#[test]
+fn a_stop_that_systemd_never_reports_finished_is_recorded_in_the_end() {
+    let mut s = activated();
+    report(&mut s, unit("active", "success", 0, "a1", 0));
+    s.at(12.0);
+    report(&mut s, unit("deactivating", "success", 0, "a1", 0));
+    let events = s.offline_until(3600.0, OfflineReason::SocketMissing);
+    assert_eq!(crash_events(&events), 1, "{events:?}");
+}
+
+#[test]
+fn under_socket_activation_a_closed_connection_waits_for_the_unit() {
+    let mut s = Sim::with(Timing::default());
+    report(&mut s, activated_unit("active", "active"));
+    s.probe(online(&JAILS));
+    // Before the next interval probe, due at 30 s.
+    s.at(20.0);
+    s.m.handle_input(s.now, Input::IdleConnectionClosed)
+        .unwrap();
+    s.m.handle_timeout(s.now);
+    assert!(
+        !s.events().contains(&Event::ProbeDue),
+        "a connection now could start fail2ban again"
+    );
+}
+
+#[test]
+fn a_failed_socket_does_not_stop_probes_of_a_running_service() {
+    // fail2ban 1.1.1: a restart leaves its socket unit failed, and the
+    // service runs on its own socket.
+    let mut s = Sim::with(Timing::default());
+    report(&mut s, activated_unit("active", "active"));
+    s.probe(online(&JAILS));
+    s.at(10.0);
+    s.activate("good");
+    s.probe(online(&WITH_GOOD));
+    s.at(12.0);
+    let mut events = report(&mut s, activated_unit("deactivating", "active"));
+    events.extend(report(&mut s, activated_unit("inactive", "failed")));
+    s.at(12.5);
+    events.extend(report(
+        &mut s,
+        UnitState {
+            invocation_id: "b2".into(),
+            ..activated_unit("active", "failed")
+        },
+    ));
+    assert_eq!(s.m.connect_gate(), None);
+    let mut more = s.probe(online(&WITH_GOOD));
+    more.extend(online_until(&mut s, 60.0, &WITH_GOOD));
+    events.extend(more);
+    assert_eq!(crash_events(&events), 0, "{events:?}");
 }

@@ -112,6 +112,7 @@ pub async fn run(parts: Parts, mut stop: watch::Receiver<bool>) {
             match event {
                 Event::ProbeDue => match prober.take() {
                     Some(mut p) => {
+                        p.set_reconnect(!monitor.unit().is_some_and(UnitState::socket_activated));
                         probe_started = Instant::now();
                         probing = Some(Box::pin(async move {
                             let result = p.probe().await;

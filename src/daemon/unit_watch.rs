@@ -7,24 +7,81 @@
 //! quiet and the daemon works from the socket alone.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use zbus::Connection;
 
 use crate::monitor::UnitState;
-use crate::systemd::{FailUnit, UnitProxy};
+use crate::systemd::{FailUnit, ManagerProxy, UnitProxy};
 
 /// Sends the unit's state at start and after each change, until the
-/// receiver is gone.
+/// receiver is gone. Looks again after systemd reloads its units (socket
+/// activation may have been switched on), and after a failure, with a
+/// growing pause; without systemd on the bus it ends at once.
 pub async fn run(
     conn: Connection,
     unit: String,
     socket_path: PathBuf,
     states: mpsc::UnboundedSender<UnitState>,
 ) {
-    if let Err(e) = follow(&conn, &unit, &socket_path, &states).await {
-        tracing::debug!(unit = %unit, error = %e, "unit_watch_quiet");
+    let mut pause = Duration::from_secs(1);
+    loop {
+        match follow(&conn, &unit, &socket_path, &states).await {
+            Ok(Followed::Reloaded) => pause = Duration::from_secs(1),
+            Ok(Followed::Done) => return,
+            Err(e) if no_systemd(&e) => {
+                tracing::info!(unit = %unit, error = %e, "unit_watch_no_systemd");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(unit = %unit, error = %e, "unit_watch_failed");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
+/// Why `follow` returned.
+enum Followed {
+    /// systemd reloaded its units: look at them again.
+    Reloaded,
+    /// No unit to follow, or nobody listens any more.
+    Done,
+}
+
+/// Whether the bus says there is no systemd on it.
+fn no_systemd(e: &zbus::Error) -> bool {
+    let name = match e {
+        zbus::Error::MethodError(name, _, _) => name.as_str().to_owned(),
+        zbus::Error::FDO(fdo) => match **fdo {
+            zbus::fdo::Error::ServiceUnknown(_) | zbus::fdo::Error::NameHasNoOwner(_) => {
+                return true;
+            }
+            _ => return false,
+        },
+        _ => return false,
+    };
+    name.ends_with(".ServiceUnknown")
+        || name.ends_with(".NameHasNoOwner")
+        || name.contains(".Spawn.")
+}
+
+/// The units' state, read again a few times if systemd does not answer:
+/// a change must not be lost.
+async fn read_state(units: &FailUnit<'_>) -> zbus::Result<UnitState> {
+    let mut tries = 0;
+    loop {
+        match units.state().await {
+            Ok(state) => return Ok(state),
+            Err(e) if tries >= 4 => return Err(e),
+            Err(_) => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
     }
 }
 
@@ -33,15 +90,29 @@ async fn follow(
     unit: &str,
     socket_path: &Path,
     states: &mpsc::UnboundedSender<UnitState>,
-) -> zbus::Result<()> {
-    // systemd sends unit property changes only to subscribed clients.
-    crate::systemd::ManagerProxy::new(conn)
+) -> zbus::Result<Followed> {
+    // Asked first, so that a bus without systemd is not asked to start it.
+    let systemd = zbus::names::BusName::try_from("org.freedesktop.systemd1")?;
+    if !zbus::fdo::DBusProxy::new(conn)
         .await?
-        .subscribe()
-        .await?;
+        .name_has_owner(systemd)
+        .await?
+    {
+        tracing::info!(unit = %unit, "unit_watch_no_systemd");
+        return Ok(Followed::Done);
+    }
+    let manager = ManagerProxy::new(conn).await?;
+    let mut reloads = manager.receive_reloading().await?;
+    // systemd sends unit property changes only to subscribed clients; a
+    // second subscription of this connection is refused, and harmless.
+    if let Err(e) = manager.subscribe().await {
+        if no_systemd(&e) {
+            return Err(e);
+        }
+    }
     let Some(units) = FailUnit::open(conn, unit, socket_path).await? else {
         tracing::info!(unit = %unit, "unit_watch_no_unit");
-        return Ok(());
+        return Ok(Followed::Done);
     };
     if let Some((name, _)) = &units.socket {
         tracing::info!(unit = %unit, socket_unit = %name, "fail2ban_socket_activated");
@@ -58,9 +129,9 @@ async fn follow(
         None => None,
     };
     tracing::info!(unit = %unit, "unit_watch_started");
-    let mut last = units.state().await?;
+    let mut last = read_state(&units).await?;
     if states.send(last.clone()).is_err() {
-        return Ok(());
+        return Ok(Followed::Done);
     }
     loop {
         let socket_next = async {
@@ -72,10 +143,17 @@ async fn follow(
         tokio::select! {
             change = service_changes.next() => if change.is_none() { break },
             change = socket_next => if change.is_none() { break },
+            reload = reloads.next() => match reload {
+                None => break,
+                Some(signal) => {
+                    if signal.args().is_ok_and(|a| !*a.active()) {
+                        return Ok(Followed::Reloaded);
+                    }
+                    continue;
+                }
+            },
         }
-        let Ok(state) = units.state().await else {
-            continue;
-        };
+        let state = read_state(&units).await?;
         if state == last {
             continue;
         }
@@ -90,10 +168,10 @@ async fn follow(
         );
         last = state.clone();
         if states.send(state).is_err() {
-            break;
+            return Ok(Followed::Done);
         }
     }
-    Ok(())
+    Err(zbus::Error::Failure("systemd's signals ended".into()))
 }
 
 async fn cached<'a>(conn: &Connection, unit: &UnitProxy<'_>) -> zbus::Result<UnitProxy<'a>> {

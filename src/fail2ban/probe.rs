@@ -68,6 +68,10 @@ pub struct Prober {
     hold: bool,
     /// The connection kept from the last probe, when holding.
     held: Option<Connection>,
+    /// Whether a probe that lost its connection may open another: not
+    /// under socket activation, where a connection to a server that just
+    /// went away would start fail2ban again.
+    reconnect: bool,
 }
 
 /// What the prober has learned about the server's commands.
@@ -98,6 +102,7 @@ impl Prober {
             capability: Capability::Unknown,
             hold: false,
             held: None,
+            reconnect: true,
         }
     }
 
@@ -114,6 +119,12 @@ impl Prober {
     /// What this prober probes.
     pub fn config(&self) -> &ProbeConfig {
         &self.config
+    }
+
+    /// Whether a probe that lost its connection may retry on a new one
+    /// (the default).
+    pub fn set_reconnect(&mut self, reconnect: bool) {
+        self.reconnect = reconnect;
     }
 
     /// Whether a connection is held open from the last probe.
@@ -178,7 +189,9 @@ impl Prober {
                 // and one lost mid-probe usually means the server just
                 // died. A fresh connection tells which (refused, missing,
                 // or online after all).
-                Err(Error::ConnectionLost(_)) if reused || !retried => retried = true,
+                Err(Error::ConnectionLost(_)) if self.reconnect && (reused || !retried) => {
+                    retried = true;
+                }
                 Err(e) => return Err(e),
             }
         }

@@ -101,6 +101,10 @@ const STARTUP_RETRY_EVERY: Duration = Duration::from_millis(100);
 /// second per jail), and only then removes its socket.
 const REFUSAL_CONFIRM_AFTER: Duration = Duration::from_millis(10);
 
+/// How long a restart grace waits, at most, for systemd to finish stopping
+/// fail2ban (systemd's own stop timeout is 90 s by default).
+const MAX_STOP_WAIT: Duration = Duration::from_secs(600);
+
 /// At most this many recent activations are remembered for
 /// `SuspectJails`; older ones inside the window are dropped first.
 const MAX_SUSPECTS: usize = 32;
@@ -401,14 +405,24 @@ impl Monitor {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let probe =
             (!self.probe_in_flight && self.connect_gate().is_none()).then_some(self.next_probe);
-        let grace = self.grace.as_ref().map(|g| g.until);
+        // Once fail2ban is back, the settling of its jail list gives the
+        // verdict, not the clock.
+        let grace = self
+            .grace
+            .as_ref()
+            .filter(|g| !g.came_back)
+            .map(|g| g.until);
         probe.into_iter().chain(grace).min()
     }
 
     /// Lets time pass: ends a restart grace that is over, and emits
     /// [`Event::ProbeDue`] when a probe is due.
     pub fn handle_timeout(&mut self, now: Now) {
-        if self.grace.as_ref().is_some_and(|g| now.mono >= g.until) {
+        if self
+            .grace
+            .as_ref()
+            .is_some_and(|g| !g.came_back && now.mono >= g.until)
+        {
             self.grace_ended(now);
         }
         if !self.probe_in_flight && self.connect_gate().is_none() && now.mono >= self.next_probe {
@@ -485,6 +499,12 @@ impl Monitor {
     fn idle_connection_closed(&mut self, now: Now) {
         if self.snapshot.online {
             self.held_lost = true;
+        }
+        // Under socket activation a connection now could start fail2ban
+        // again after it exited on its own: the unit's report says what
+        // happened and asks for the probe.
+        if self.unit.as_ref().is_some_and(UnitState::socket_activated) {
+            return;
         }
         // At once, but never back to back with the previous probe: a peer
         // that closes every connection cannot spin us.
@@ -622,7 +642,10 @@ impl Monitor {
             if judging {
                 self.settle = Some(Settle::new(now.mono, names));
             }
-            if let Some(grace) = self.grace.as_mut() {
+            // An answer while systemd still stops fail2ban comes from the
+            // old server, not from its return.
+            let stopping = self.unit_stopping();
+            if let Some(grace) = self.grace.as_mut().filter(|_| !stopping) {
                 grace.came_back = true;
             }
         }
@@ -724,8 +747,11 @@ impl Monitor {
     fn stopped_after_return(&mut self, now: Now) {
         if self.grace.as_ref().is_some_and(|g| g.came_back) {
             self.grace = None;
-            self.settle = None;
-            self.judge_return(now);
+            // A list still settling says nothing yet; the next return is
+            // judged instead.
+            if self.settle.take().is_none() {
+                self.judge_return(now);
+            }
         }
     }
 
@@ -733,6 +759,7 @@ impl Monitor {
     fn open_grace(&mut self, now: Now) {
         if self.grace.is_none() && self.blamable(now).is_some() {
             self.grace = Some(Grace {
+                opened: now.mono,
                 until: now.mono + self.timing.restart_grace,
                 came_back: false,
             });
@@ -745,12 +772,20 @@ impl Monitor {
         // systemd is still stopping fail2ban (1.1 takes about a second per
         // jail): the grace counts from when the stop is over, and systemd
         // bounds the stop itself.
-        if self.unit_stopping() {
-            let grace = self.timing.restart_grace;
-            if let Some(g) = self.grace.as_mut() {
-                g.until = now.mono + grace;
+        let grace = self.timing.restart_grace;
+        if let Some(g) = self
+            .grace
+            .as_mut()
+            .filter(|g| now.mono < g.opened + MAX_STOP_WAIT)
+        {
+            if self
+                .unit
+                .as_ref()
+                .is_some_and(|u| u.active_state == "deactivating")
+            {
+                g.until = now.mono + grace.max(Duration::from_secs(1));
+                return;
             }
-            return;
         }
         let now = match &self.grace {
             Some(g) if g.until < now.mono => Now {
@@ -834,9 +869,16 @@ impl Monitor {
 
     /// fail2ban's unit failed, was killed, or was restarted by systemd
     /// after a failure: a crash, even if fail2ban answers again already.
-    fn unit_failed(&mut self, now: Now, exit: UnitExit) {
+    fn unit_failed(&mut self, now: Now, exit: Option<UnitExit>) {
         // The lost connection, if any, was this failure's.
         self.held_lost = false;
+        let Some(exit) = exit else {
+            // Seen only once systemd had restarted it: how it ended is gone.
+            self.unit_exit = None;
+            self.crash_while(now);
+            self.request_probe(now);
+            return;
+        };
         let attached = match self.snapshot.pending_recovery.as_mut() {
             // A clean stop (a restart's) gives way to the failure that
             // follows it, which says more.
@@ -852,14 +894,20 @@ impl Monitor {
         };
         self.unit_exit = Some((exit, now.mono));
         if !attached {
-            let reason = if self.snapshot.online {
-                OfflineReason::ConnectionLost
-            } else {
-                self.snapshot.offline_reason
-            };
-            self.failure(now, Cause::WentOffline(reason));
+            self.crash_while(now);
         }
         self.request_probe(now);
+    }
+
+    /// A crash systemd reported: recorded with the reason seen now (a lost
+    /// connection, if fail2ban was answering until then).
+    fn crash_while(&mut self, now: Now) {
+        let reason = if self.snapshot.online {
+            OfflineReason::ConnectionLost
+        } else {
+            self.snapshot.offline_reason
+        };
+        self.failure(now, Cause::WentOffline(reason));
     }
 
     /// Causes 2 and 3, once the grace has passed inside the window.

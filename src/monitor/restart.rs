@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 /// until fail2ban is back with its jails settled, or the grace ends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Grace {
+    /// When the clean stop was seen.
+    pub opened: Instant,
     /// When the grace ends; fail2ban still down then is a failure.
     pub until: Instant,
     /// fail2ban answered again since the stop: going down once more before

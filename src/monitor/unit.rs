@@ -32,8 +32,10 @@ pub(super) enum UnitChange {
     /// It stopped on purpose (a stop or restart job, or an exit with
     /// `Result=success`).
     StoppedCleanly,
-    /// It failed, was killed, or systemd restarted it after a failure.
-    Failed(UnitExit),
+    /// It failed, was killed, or systemd restarted it after a failure;
+    /// how it ended, when the report still says (a restart already done
+    /// has reset it).
+    Failed(Option<UnitExit>),
     /// It is running again, or runs a new invocation.
     Started,
 }
@@ -66,27 +68,31 @@ impl UnitState {
 
     /// Why the daemon must not connect now, under socket activation: a
     /// connection to a listening socket whose service is not running would
-    /// start fail2ban. `None` when connecting is harmless.
+    /// start fail2ban. `None` when connecting is harmless: the service runs,
+    /// or the socket does not listen (it failed, or was stopped).
     pub fn gate(&self) -> Option<OfflineReason> {
         let socket = self.socket_state.as_deref()?;
-        if socket == "failed" {
-            return Some(OfflineReason::SocketFailed);
+        if self.up() || !matches!(socket, "active" | "activating" | "deactivating") {
+            return None;
         }
         if self.active_state == "failed" {
             return Some(OfflineReason::UnitFailed);
-        }
-        // A socket that does not listen starts nothing: probing is safe.
-        if self.up() || !matches!(socket, "active" | "activating" | "deactivating") {
-            return None;
         }
         Some(OfflineReason::Inactive)
     }
 
     /// The reason systemd gives for fail2ban being offline, which says more
-    /// than what a connection attempt saw.
+    /// than what a connection attempt saw: the service failed (including
+    /// `start-limit-hit`), or, under socket activation, the service is not
+    /// running and its socket listens, or the socket failed.
     pub fn offline_reason(&self) -> Option<OfflineReason> {
+        if self.active_state == "failed" {
+            return Some(OfflineReason::UnitFailed);
+        }
+        if self.socket_state.as_deref() == Some("failed") {
+            return Some(OfflineReason::SocketFailed);
+        }
         self.gate()
-            .or_else(|| (self.active_state == "failed").then_some(OfflineReason::UnitFailed))
     }
 
     /// What happened between `self` (earlier) and `next`.
@@ -102,8 +108,11 @@ impl UnitState {
                 || new_invocation
                 || restarted_itself
                 || (next.active_state == "failed" && self.active_state != "failed"));
-        if newly_failed || restarted_itself {
-            return UnitChange::Failed(next.exit());
+        if newly_failed {
+            return UnitChange::Failed(Some(next.exit()));
+        }
+        if restarted_itself {
+            return UnitChange::Failed(None);
         }
         if self.up() && !next.up() {
             return UnitChange::StoppedCleanly;
