@@ -64,6 +64,18 @@ fn unit(state: &str, result: &str, status: i32, invocation: &str, restarts: u32)
     }
 }
 
+/// The unit in `state` with nothing wrong reported, in invocation `inv`.
+fn ok_unit(state: &str, inv: &str) -> UnitState {
+    unit(state, "success", 0, inv, 0)
+}
+
+/// As `activated`, fail2ban running as its systemd unit.
+fn under_systemd() -> Sim {
+    let mut s = activated();
+    report(&mut s, ok_unit("active", "a1"));
+    s
+}
+
 fn activated_unit(state: &str, socket: &str) -> UnitState {
     UnitState {
         socket_state: Some(socket.into()),
@@ -294,12 +306,11 @@ fn a_lost_held_connection_then_a_new_server_is_a_crash() {
 
 #[test]
 fn a_systemctl_restart_with_a_good_jail_records_nothing() {
-    let mut s = activated();
-    report(&mut s, unit("active", "success", 0, "a1", 0));
+    let mut s = under_systemd();
     s.at(12.0);
     // The stop job: deactivating with Result=success, the old server still
     // answering for a moment, then gone.
-    report(&mut s, unit("deactivating", "success", 0, "a1", 0));
+    report(&mut s, ok_unit("deactivating", "a1"));
     s.next_probe();
     s.finish(online(&WITH_GOOD));
     s.at(12.3);
@@ -307,9 +318,9 @@ fn a_systemctl_restart_with_a_good_jail_records_nothing() {
         .unwrap();
     s.next_probe();
     s.finish(Err(OfflineReason::SocketMissing));
-    report(&mut s, unit("inactive", "success", 0, "a1", 0));
+    report(&mut s, ok_unit("inactive", "a1"));
     s.at(12.4);
-    report(&mut s, unit("active", "success", 0, "b2", 0));
+    report(&mut s, ok_unit("active", "b2"));
     s.at(12.6);
     let mut events = probe_now(&mut s, online(&WITH_GOOD));
     events.extend(online_until(&mut s, 40.0, &WITH_GOOD));
@@ -318,14 +329,13 @@ fn a_systemctl_restart_with_a_good_jail_records_nothing() {
 
 #[test]
 fn a_restart_into_a_bad_jail_is_recorded_when_the_unit_fails() {
-    let mut s = activated();
-    report(&mut s, unit("active", "success", 0, "a1", 0));
+    let mut s = under_systemd();
     s.at(12.0);
-    report(&mut s, unit("deactivating", "success", 0, "a1", 0));
+    report(&mut s, ok_unit("deactivating", "a1"));
     s.at(12.3);
     s.next_probe();
     s.finish(Err(OfflineReason::SocketMissing));
-    report(&mut s, unit("active", "success", 0, "b2", 0));
+    report(&mut s, ok_unit("active", "b2"));
     s.at(12.5);
     let events = report(&mut s, unit("failed", "exit-code", 255, "b2", 0));
     assert_eq!(crash_events(&events), 1, "{events:?}");
@@ -348,16 +358,14 @@ fn a_crash_that_systemd_restarts_is_a_crash() {
         exit_status: 9,
     };
     // Seen step by step.
-    let mut s = activated();
-    report(&mut s, unit("active", "success", 0, "a1", 0));
+    let mut s = under_systemd();
     s.at(12.0);
     let events = report(&mut s, unit("deactivating", "signal", 9, "a1", 0));
     assert_eq!(crash_events(&events), 1, "{events:?}");
     assert_eq!(record(&s).unit_exit, Some(killed.clone()));
     // Seen only afterwards: a new invocation, NRestarts up, the result
     // already reset by the new start.
-    let mut s = activated();
-    report(&mut s, unit("active", "success", 0, "a1", 0));
+    let mut s = under_systemd();
     s.at(12.0);
     let events = report(&mut s, unit("active", "success", 0, "b2", 1));
     assert_eq!(crash_events(&events), 1, "{events:?}");
@@ -370,8 +378,7 @@ fn a_crash_that_systemd_restarts_is_a_crash() {
 
 #[test]
 fn a_refused_connection_joined_by_the_unit_records_how_it_ended() {
-    let mut s = activated();
-    report(&mut s, unit("active", "success", 0, "a1", 0));
+    let mut s = under_systemd();
     s.at(12.0);
     probe_now(&mut s, Err(OfflineReason::ConnectionRefused));
     let events = report(&mut s, unit("activating", "signal", 9, "a1", 0));
@@ -477,7 +484,7 @@ fn under_socket_activation_a_stop_and_start_of_the_service_is_a_restart() {
 #[test]
 fn a_failed_unit_without_activation_names_the_reason() {
     let mut s = Sim::with(Timing::default());
-    report(&mut s, unit("active", "success", 0, "a1", 0));
+    report(&mut s, ok_unit("active", "a1"));
     s.probe(online(&JAILS));
     report(&mut s, unit("failed", "exit-code", 255, "a1", 0));
     s.next_probe();
@@ -491,14 +498,13 @@ fn a_failed_unit_without_activation_names_the_reason() {
 fn the_grace_counts_from_the_end_of_a_slow_systemd_stop() {
     // fail2ban 1.1 with many jails: the stop job runs 20 s, longer than
     // the 15 s grace, answering nothing meanwhile.
-    let mut s = activated();
-    report(&mut s, unit("active", "success", 0, "a1", 0));
+    let mut s = under_systemd();
     s.at(12.0);
-    report(&mut s, unit("deactivating", "success", 0, "a1", 0));
+    report(&mut s, ok_unit("deactivating", "a1"));
     let events = s.offline_until(32.0, OfflineReason::Timeout);
     assert_eq!(crash_events(&events), 0, "{events:?}");
-    report(&mut s, unit("inactive", "success", 0, "a1", 0));
-    report(&mut s, unit("active", "success", 0, "b2", 0));
+    report(&mut s, ok_unit("inactive", "a1"));
+    report(&mut s, ok_unit("active", "b2"));
     let events = s.offline_until(33.0, OfflineReason::SocketMissing);
     assert_eq!(crash_events(&events), 0, "{events:?}");
     let mut events = probe_now(&mut s, online(&WITH_GOOD));
@@ -506,12 +512,11 @@ fn the_grace_counts_from_the_end_of_a_slow_systemd_stop() {
     assert_eq!(crash_events(&events), 0, "{events:?}");
     // The same stop followed by no return is recorded a grace after the
     // stop ended, not after it began.
-    let mut s = activated();
-    report(&mut s, unit("active", "success", 0, "a1", 0));
+    let mut s = under_systemd();
     s.at(12.0);
-    report(&mut s, unit("deactivating", "success", 0, "a1", 0));
+    report(&mut s, ok_unit("deactivating", "a1"));
     s.offline_until(32.0, OfflineReason::Timeout);
-    report(&mut s, unit("inactive", "success", 0, "a1", 0));
+    report(&mut s, ok_unit("inactive", "a1"));
     let events = s.offline_until(46.9, OfflineReason::SocketMissing);
     assert_eq!(crash_events(&events), 0, "{events:?}");
     let events = s.offline_until(47.0, OfflineReason::SocketMissing);
@@ -522,20 +527,19 @@ fn the_grace_counts_from_the_end_of_a_slow_systemd_stop() {
 fn a_second_restart_before_the_verdict_on_the_first_is_a_restart_too() {
     // systemctl restart twice in a row: the second stop job begins while
     // the first return's jail list is still settling.
-    let mut s = activated();
-    report(&mut s, unit("active", "success", 0, "a1", 0));
+    let mut s = under_systemd();
     s.at(12.0);
-    report(&mut s, unit("deactivating", "success", 0, "a1", 0));
+    report(&mut s, ok_unit("deactivating", "a1"));
     s.next_probe();
     s.finish(Err(OfflineReason::SocketMissing));
-    report(&mut s, unit("active", "success", 0, "b2", 0));
+    report(&mut s, ok_unit("active", "b2"));
     s.at(12.5);
     let mut events = probe_now(&mut s, online(&WITH_GOOD));
     s.at(12.6);
-    events.extend(report(&mut s, unit("deactivating", "success", 0, "b2", 0)));
+    events.extend(report(&mut s, ok_unit("deactivating", "b2")));
     s.next_probe();
     events.extend(s.finish(Err(OfflineReason::SocketMissing)));
-    report(&mut s, unit("active", "success", 0, "c3", 0));
+    report(&mut s, ok_unit("active", "c3"));
     s.at(13.0);
     events.extend(probe_now(&mut s, online(&WITH_GOOD)));
     events.extend(online_until(&mut s, 40.0, &WITH_GOOD));
@@ -610,10 +614,9 @@ fn jails_gone_just_before_a_graceful_stop_are_not_cause_3() {
 
 #[test]
 fn an_answer_from_the_old_server_while_systemd_stops_it_is_no_return() {
-    let mut s = activated();
-    report(&mut s, unit("active", "success", 0, "a1", 0));
+    let mut s = under_systemd();
     s.at(12.0);
-    let mut events = report(&mut s, unit("deactivating", "success", 0, "a1", 0));
+    let mut events = report(&mut s, ok_unit("deactivating", "a1"));
     s.next_probe();
     s.at(17.0);
     events.extend(s.finish(Err(OfflineReason::Timeout)));
@@ -623,9 +626,9 @@ fn an_answer_from_the_old_server_while_systemd_stops_it_is_no_return() {
     events.extend(s.finish(online(&[])));
     s.at(19.05);
     events.extend(probe_now(&mut s, Err(OfflineReason::SocketMissing)));
-    events.extend(report(&mut s, unit("inactive", "success", 0, "a1", 0)));
+    events.extend(report(&mut s, ok_unit("inactive", "a1")));
     s.at(19.2);
-    events.extend(report(&mut s, unit("active", "success", 0, "b2", 0)));
+    events.extend(report(&mut s, ok_unit("active", "b2")));
     s.at(19.5);
     events.extend(probe_now(&mut s, online(&WITH_GOOD)));
     events.extend(online_until(&mut s, 60.0, &WITH_GOOD));
@@ -655,9 +658,9 @@ fn a_zero_grace_does_not_spin_while_systemd_stops_fail2ban() {
     s.at(10.0);
     s.activate("good");
     s.probe(online(&WITH_GOOD));
-    report(&mut s, unit("active", "success", 0, "a1", 0));
+    report(&mut s, ok_unit("active", "a1"));
     s.at(12.0);
-    report(&mut s, unit("deactivating", "success", 0, "a1", 0));
+    report(&mut s, ok_unit("deactivating", "a1"));
     s.next_probe();
     for i in 0..100 {
         s.at(12.0 + f64::from(i) * 1e-6);
@@ -671,10 +674,9 @@ fn a_zero_grace_does_not_spin_while_systemd_stops_fail2ban() {
 
 #[test]
 fn a_stop_that_systemd_never_reports_finished_is_recorded_in_the_end() {
-    let mut s = activated();
-    report(&mut s, unit("active", "success", 0, "a1", 0));
+    let mut s = under_systemd();
     s.at(12.0);
-    report(&mut s, unit("deactivating", "success", 0, "a1", 0));
+    report(&mut s, ok_unit("deactivating", "a1"));
     let events = s.offline_until(3600.0, OfflineReason::SocketMissing);
     assert_eq!(crash_events(&events), 1, "{events:?}");
 }
