@@ -11,18 +11,9 @@ mod common;
 use std::collections::BTreeSet;
 
 use fail2ban_healthd::fail2ban::codec::{self, CodecError, Reply};
-use fail2ban_healthd::health::JailStats;
 use serde_pickle::Value;
 
-fn jail(name: &str, cf: u32, tf: u32, cb: u32, tb: u32) -> JailStats {
-    JailStats {
-        name: name.into(),
-        currently_failed: cf,
-        total_failed: tf,
-        currently_banned: cb,
-        total_banned: tb,
-    }
-}
+use common::jail;
 
 fn decode(version: &str, name: &str) -> Result<Reply, CodecError> {
     let bytes = common::fixture(version, name);

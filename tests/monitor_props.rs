@@ -4,10 +4,12 @@
 //! connection closes, and rollbacks starting and finishing.
 #![allow(clippy::unwrap_used)]
 
+mod sim;
+
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
-use fail2ban_healthd::health::{JailStats, OfflineReason, ServerStatus};
+use fail2ban_healthd::health::{OfflineReason, ServerStatus};
 use fail2ban_healthd::monitor::{
     Activation, Event, Input, Monitor, Now, RecoveryRecord, Timing, UnitState,
 };
@@ -72,21 +74,13 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn status(running: &[bool]) -> ServerStatus {
-    ServerStatus {
-        version: "1.1.1".into(),
-        jails: JAILS
-            .iter()
-            .zip(running)
-            .filter(|(_, r)| **r)
-            .map(|(n, _)| JailStats {
-                name: n.to_string(),
-                currently_failed: 0,
-                total_failed: 0,
-                currently_banned: 0,
-                total_banned: 0,
-            })
-            .collect(),
-    }
+    let names: Vec<&str> = JAILS
+        .iter()
+        .zip(running)
+        .filter(|(_, r)| **r)
+        .map(|(n, _)| *n)
+        .collect();
+    sim::online(&names).expect("online")
 }
 
 fn identity(r: &RecoveryRecord) -> (String, chrono::DateTime<Utc>, u32) {

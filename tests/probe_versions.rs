@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use common::{Fail2ban, Release};
 use fail2ban_healthd::fail2ban::codec::{self, FrameBuffer, Reply};
 use fail2ban_healthd::fail2ban::{self, Error, ProbeConfig, Prober};
-use fail2ban_healthd::health::{JailStats, OfflineReason, ServerStatus};
+use fail2ban_healthd::health::{OfflineReason, ServerStatus};
 use nix::sys::signal::Signal;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
@@ -131,15 +131,7 @@ async fn relay(client: UnixStream, server: PathBuf, requests: Arc<Mutex<Vec<Vec<
     tokio::join!(up, down);
 }
 
-fn jail(name: &str, cf: u32, tf: u32, cb: u32, tb: u32) -> JailStats {
-    JailStats {
-        name: name.into(),
-        currently_failed: cf,
-        total_failed: tf,
-        currently_banned: cb,
-        total_banned: tb,
-    }
-}
+use common::jail;
 
 /// Probes until `done` holds, or fails after [`DEADLINE`].
 async fn probe_until(

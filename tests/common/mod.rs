@@ -569,3 +569,14 @@ pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A jail's counters: failed now and in total, banned now and in total.
+pub fn jail(name: &str, cf: u32, tf: u32, cb: u32, tb: u32) -> JailStats {
+    JailStats {
+        name: name.into(),
+        currently_failed: cf,
+        total_failed: tf,
+        currently_banned: cb,
+        total_banned: tb,
+    }
+}
