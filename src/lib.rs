@@ -7,6 +7,7 @@
 //! - [`config`]: settings from the file and flags, validated;
 //! - [`state`]: the state file that keeps activations and records across restarts;
 //! - [`systemd`]: systemd's API as the daemon and the `probe` command use it;
+//! - [`text`]: untrusted text made safe for logs, the terminal and systemd;
 //! - [`atomic`]: replacing a file atomically (state, drop-in, metrics);
 //! - [`metrics`]: Prometheus text format of a snapshot;
 //! - [`bus`], [`daemon`], [`logging`]: the D-Bus face, the running daemon, its logs;
@@ -26,3 +27,4 @@ pub mod metrics;
 pub mod monitor;
 pub mod state;
 pub mod systemd;
+pub mod text;

@@ -16,6 +16,9 @@ pub enum HealthError {
     NoPendingRecovery(String),
     /// The daemon is shutting down and takes no more commands.
     ShuttingDown(String),
-    /// `Rollback` could not disable the jail or restart fail2ban.
+    /// `Rollback` could not disable the jail or restart fail2ban, or
+    /// refused a jail that was running before its activation.
     RollbackFailed(String),
+    /// `DismissRecovery` or a second `Rollback` while a rollback runs.
+    RollbackInProgress(String),
 }

@@ -181,6 +181,9 @@ impl Health {
                 tracing::info!(uid, "pending_recovery_dismissed");
                 Ok(())
             }
+            Some(Err(Refusal::RollbackRunning)) => Err(HealthError::RollbackInProgress(
+                "a rollback is running; dismiss the record when it has ended".into(),
+            )),
             Some(Err(_)) => Err(HealthError::NoPendingRecovery(
                 "there is no pending recovery".into(),
             )),
@@ -201,9 +204,14 @@ impl Health {
         let activation = match self.daemon.begin_rollback().await {
             Some(Ok(activation)) => activation,
             Some(Err(Refusal::RollbackRunning)) => {
-                return Err(HealthError::RollbackFailed(
+                return Err(HealthError::RollbackInProgress(
                     "another rollback is running; try again when it has ended".into(),
                 ));
+            }
+            Some(Err(refusal @ Refusal::JailRanBefore(_))) => {
+                return Err(HealthError::RollbackFailed(format!(
+                    "{refusal}; nothing was written"
+                )));
             }
             Some(Err(Refusal::RolledBackAlready)) => {
                 return Err(HealthError::NoPendingRecovery(

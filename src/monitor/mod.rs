@@ -160,6 +160,11 @@ pub enum Refusal {
     /// `RollbackStarted` while another rollback runs.
     #[error("a rollback is running already")]
     RollbackRunning,
+    /// `RollbackStarted` for a record whose jail was running before its
+    /// activation: disabling it would switch off a jail that protected the
+    /// machine.
+    #[error("jail {0} was running before its activation; disabling it is not a rollback")]
+    JailRanBefore(String),
 }
 
 /// What the monitor wants done or announced.
