@@ -61,6 +61,8 @@ struct FileV1 {
     last_activation: Option<ActivationV1>,
     jails_before: Option<Vec<String>>,
     spent: bool,
+    #[serde(default)]
+    ran_before: bool,
     recent: Vec<ActivationV1>,
     record: Option<RecordV1>,
 }
@@ -91,6 +93,8 @@ struct RecordV1 {
     exit_status: Option<i32>,
     #[serde(default)]
     rolled_back: bool,
+    #[serde(default)]
+    ran_before: bool,
 }
 
 fn time(usec: i64, what: &str) -> Result<DateTime<Utc>, String> {
@@ -133,6 +137,7 @@ impl From<&RecoveryRecord> for RecordV1 {
             unit_result: r.unit_exit.as_ref().map(|u| u.result.clone()),
             exit_status: r.unit_exit.as_ref().map(|u| u.exit_status),
             rolled_back: r.rolled_back,
+            ran_before: r.ran_before,
         }
     }
 }
@@ -168,6 +173,7 @@ impl TryFrom<RecordV1> for RecoveryRecord {
                 _ => None,
             },
             rolled_back: r.rolled_back,
+            ran_before: r.ran_before,
         })
     }
 }
@@ -179,6 +185,7 @@ pub fn encode(memory: &Memory) -> Vec<u8> {
         last_activation: memory.last_activation.as_ref().map(Into::into),
         jails_before: memory.jails_before.clone(),
         spent: memory.spent,
+        ran_before: memory.ran_before,
         recent: memory.recent.iter().map(Into::into).collect(),
         record: memory.record.as_ref().map(Into::into),
     };
@@ -187,16 +194,101 @@ pub fn encode(memory: &Memory) -> Vec<u8> {
     out
 }
 
-/// Reads `bytes` back.
+/// The largest state file read back. The daemon writes a few kilobytes at
+/// most (a bounded list of recent activations, one record, the jails that
+/// ran before an activation); anything much larger is not its own.
+pub const MAX_FILE: u64 = 1 << 20;
+
+/// At most this many jails in any list of the file (fail2ban with a
+/// thousand jails is already far beyond real use).
+const MAX_JAILS: usize = 4096;
+
+/// At most this many recent activations (the monitor keeps 32).
+const MAX_RECENT: usize = 64;
+
+/// A jail list of the file: each name valid, the list bounded.
+fn check_jails(what: &str, names: &[String]) -> Result<(), String> {
+    if names.len() > MAX_JAILS {
+        return Err(format!(
+            "{what} lists {} jails, more than {MAX_JAILS}",
+            names.len()
+        ));
+    }
+    match names.iter().find(|n| !crate::bus::valid_jail_name(n)) {
+        Some(bad) => Err(format!(
+            "{what} holds an invalid jail name {:?}",
+            crate::text::clean(bad, 64)
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A unit result as systemd spells them (`exit-code`, `signal`, ...).
+fn check_unit_result(result: &str) -> Result<(), String> {
+    let ok = (1..=64).contains(&result.len())
+        && result.bytes().all(|b| b.is_ascii_lowercase() || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "unit_result {:?} is not a systemd result",
+            crate::text::clean(result, 64)
+        ))
+    }
+}
+
+/// Every field of a record, beyond what its types say.
+fn check_record(r: &RecordV1) -> Result<(), String> {
+    check_jails("record.jail_name", std::slice::from_ref(&r.jail_name))?;
+    check_jails("record.suspect_jails", &r.suspect_jails)?;
+    check_jails("record.vanished_jails", &r.vanished_jails)?;
+    match (r.cause, r.vanished_jails.is_empty(), r.offline_reason) {
+        (1, true, _) => {}
+        (2, true, 0) => {}
+        (3, false, 0) => {}
+        (1 | 2, false, _) => return Err("only a cause-3 record lists vanished jails".into()),
+        (3, true, _) => return Err("a cause-3 record lists no vanished jails".into()),
+        (2 | 3, _, _) => return Err("only a cause-1 record has an offline reason".into()),
+        (other, _, _) => return Err(format!("unknown cause {other}")),
+    }
+    if let Some(result) = &r.unit_result {
+        check_unit_result(result)?;
+    }
+    if r.unit_result.is_some() != r.exit_status.is_some() {
+        return Err("unit_result and exit_status come together".into());
+    }
+    Ok(())
+}
+
+/// Reads `bytes` back, checking every field: jail names by the contract's
+/// rule, lists bounded, times in range, causes and reasons known and
+/// consistent.
 ///
 /// # Errors
 /// A message saying what is wrong.
 pub fn decode(bytes: &[u8]) -> Result<Memory, String> {
+    if bytes.len() as u64 > MAX_FILE {
+        return Err(format!("{} bytes, more than {MAX_FILE}", bytes.len()));
+    }
     let file: FileV1 = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
     if file.version != FORMAT {
         return Err(format!("unknown format version {}", file.version));
     }
-    let valid = |name: &str| crate::bus::valid_jail_name(name);
+    if file.recent.len() > MAX_RECENT {
+        return Err(format!(
+            "recent lists {} activations, more than {MAX_RECENT}",
+            file.recent.len()
+        ));
+    }
+    for a in file.last_activation.iter().chain(&file.recent) {
+        check_jails("an activation", std::slice::from_ref(&a.jail_name))?;
+    }
+    if let Some(jails) = &file.jails_before {
+        check_jails("jails_before", jails)?;
+    }
+    if let Some(r) = &file.record {
+        check_record(r)?;
+    }
     let last_activation = file.last_activation.map(Activation::try_from).transpose()?;
     let recent = file
         .recent
@@ -204,39 +296,45 @@ pub fn decode(bytes: &[u8]) -> Result<Memory, String> {
         .map(Activation::try_from)
         .collect::<Result<Vec<_>, _>>()?;
     let record = file.record.map(RecoveryRecord::try_from).transpose()?;
-    let names_ok = last_activation.iter().all(|a| valid(&a.jail_name))
-        && recent.iter().all(|a| valid(&a.jail_name))
-        && record.iter().all(|r| valid(&r.jail_name));
-    if !names_ok {
-        return Err("a jail name is invalid".into());
-    }
     Ok(Memory {
         last_activation,
         jails_before: file.jails_before,
         spent: file.spent,
+        ran_before: file.ran_before,
         recent,
         record,
     })
 }
 
-/// Loads the state at `path`; `Ok(None)` when there is none yet.
+/// Loads the state at `path`; `Ok(None)` when there is none yet. Only a
+/// regular file of at most [`MAX_FILE`] bytes is read.
 ///
 /// # Errors
 /// [`LoadError`] for an unreadable or invalid file.
 pub fn load(path: &Path) -> Result<Option<Memory>, LoadError> {
-    match fs::read(path) {
-        Ok(bytes) => decode(&bytes)
-            .map(Some)
-            .map_err(|message| LoadError::Invalid {
-                path: path.to_owned(),
-                message,
-            }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(LoadError::Read {
-            path: path.to_owned(),
-            source,
-        }),
+    use std::io::Read as _;
+    let invalid = |message: String| LoadError::Invalid {
+        path: path.to_owned(),
+        message,
+    };
+    let read = |source| LoadError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let meta = match fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(read(source)),
+    };
+    // A FIFO or a device would block or never end.
+    if !meta.is_file() {
+        return Err(invalid("not a regular file".into()));
     }
+    let mut bytes = Vec::new();
+    fs::File::open(path)
+        .and_then(|f| f.take(MAX_FILE + 1).read_to_end(&mut bytes))
+        .map_err(read)?;
+    decode(&bytes).map(Some).map_err(invalid)
 }
 
 /// Moves an unusable state file aside (`state.json.corrupt-<time>`) and
@@ -279,6 +377,7 @@ mod tests {
             last_activation: Some(a.clone()),
             jails_before: Some(vec!["sshd".into()]),
             spent: true,
+            ran_before: true,
             recent: vec![a],
             record: Some(RecoveryRecord {
                 jail_name: "nginx".into(),
@@ -292,6 +391,7 @@ mod tests {
                     exit_status: 9,
                 }),
                 rolled_back: true,
+                ran_before: false,
             }),
         }
     }
@@ -319,6 +419,71 @@ mod tests {
         let text = String::from_utf8(encode(&sample())).unwrap();
         assert!(decode(text.replace("\"nginx\"", "\"../x\"").as_bytes()).is_err());
         assert!(decode(text.replace("\"cause\": 3", "\"cause\": 9").as_bytes()).is_err());
+        // Every field is checked, not only the jail names.
+        for (from, to) in [
+            (
+                "\"suspect_jails\": [\n      \"nginx\"",
+                "\"suspect_jails\": [\n      \"ng\\u0000x\"",
+            ),
+            (
+                "\"vanished_jails\": [\n      \"sshd\"",
+                "\"vanished_jails\": [\n      \"ss\\nhd\"",
+            ),
+            (
+                "\"jails_before\": [\n    \"sshd\"",
+                "\"jails_before\": [\n    \"-x\"",
+            ),
+            (
+                "\"unit_result\": \"signal\"",
+                "\"unit_result\": \"sig\\nMAINPID=1\"",
+            ),
+            (
+                "\"vanished_jails\": [\n      \"sshd\"\n    ]",
+                "\"vanished_jails\": []",
+            ),
+            ("\"offline_reason\": 0", "\"offline_reason\": 3"),
+            ("\"exit_status\": 9", "\"exit_status\": null"),
+        ] {
+            assert!(text.contains(from), "the sample lacks {from:?}");
+            let bad = text.replace(from, to);
+            assert!(decode(bad.as_bytes()).is_err(), "{to:?} was accepted");
+        }
+        let many = format!("[{}]", vec!["\"a\""; MAX_JAILS + 1].join(","));
+        let bad = text.replace(
+            "\"jails_before\": [\n    \"sshd\"\n  ]",
+            &format!("\"jails_before\": {many}"),
+        );
+        assert!(decode(bad.as_bytes()).unwrap_err().contains("more than"));
+        let padded = format!("{text}{}", " ".repeat(MAX_FILE as usize));
+        assert!(decode(padded.as_bytes()).unwrap_err().contains("more than"));
+    }
+
+    #[test]
+    fn files_of_older_releases_still_load() {
+        // Written before `ran_before` existed.
+        let text = String::from_utf8(encode(&sample())).unwrap();
+        let old = text
+            .replace("  \"ran_before\": true,\n", "")
+            .replace(",\n    \"ran_before\": false", "");
+        assert!(!old.contains("ran_before"), "{old}");
+        let m = decode(old.as_bytes()).unwrap();
+        assert!(!m.ran_before && !m.record.unwrap().ran_before);
+    }
+
+    #[test]
+    fn only_regular_files_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("state.json");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        // Would block for ever if it were opened.
+        assert!(matches!(load(&fifo), Err(LoadError::Invalid { .. })));
+        let big = dir.path().join("big.json");
+        fs::write(&big, vec![b' '; MAX_FILE as usize + 10]).unwrap();
+        assert!(matches!(load(&big), Err(LoadError::Invalid { .. })));
     }
 
     #[test]

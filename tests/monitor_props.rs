@@ -140,7 +140,12 @@ proptest! {
                 Op::IdleClosed => m.handle_input(now, Input::IdleConnectionClosed).unwrap(),
                 Op::RollbackStart => {
                     let started = m.handle_input(now, Input::RollbackStarted).is_ok();
-                    prop_assert_eq!(started, before.as_ref().is_some_and(|r| !r.rolled_back) && rollback.is_none());
+                    // Refused while one runs, once rolled back, and for a
+                    // jail that ran before its activation.
+                    prop_assert_eq!(
+                        started,
+                        before.as_ref().is_some_and(|r| !r.rolled_back && !r.ran_before) && rollback.is_none()
+                    );
                     if started {
                         let r = before.as_ref().unwrap();
                         rollback = Some(Activation { jail_name: r.jail_name.clone(), activated_at: r.activated_at });
@@ -152,9 +157,10 @@ proptest! {
                     }
                 }
                 Op::Dismiss => {
-                    let had = before.is_some();
-                    prop_assert_eq!(m.handle_input(now, Input::RecoveryDismissed).is_ok(), had);
-                    dismissed = true;
+                    // A running rollback owns the record.
+                    let may = before.is_some() && rollback.is_none();
+                    prop_assert_eq!(m.handle_input(now, Input::RecoveryDismissed).is_ok(), may);
+                    dismissed = may;
                 }
             }
             let mut created = 0;
@@ -178,6 +184,10 @@ proptest! {
                     Event::CameOnline { version } => prop_assert!(!version.is_empty()),
                     Event::WentOffline { reason } => prop_assert_ne!(reason, OfflineReason::None),
                 }
+            }
+            // A rollback's restart is nobody's crash.
+            if rollback.is_some() {
+                prop_assert_eq!(created, 0);
             }
             let snap = m.snapshot();
             // Never two probes at a time.

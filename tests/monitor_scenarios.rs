@@ -5,7 +5,7 @@
 mod sim;
 
 use chrono::{DateTime, Utc};
-use fail2ban_healthd::health::OfflineReason;
+use fail2ban_healthd::health::{OfflineReason, ServerStatus};
 use fail2ban_healthd::monitor::{Activation, Cause, Event, Input, Monitor, Refusal, Timing};
 use sim::{Sim, crash_events, online, secs};
 
@@ -593,8 +593,8 @@ fn a_rollback_for_another_activation_marks_nothing() {
     let mut s = crash_at(5.0);
     s.crash();
     s.m.handle_input(s.now, Input::RollbackStarted).unwrap();
-    // Meanwhile the record was dismissed and another, for the same jail
-    // but another activation, took its place.
+    // The end of a rollback for another activation of the same jail (one
+    // whose record was replaced) marks nothing.
     s.m.handle_input(
         s.now,
         Input::RollbackFinished {
@@ -613,4 +613,133 @@ fn a_rollback_for_another_activation_marks_nothing() {
             .unwrap()
             .rolled_back
     );
+}
+
+fn record_of(s: &Sim) -> fail2ban_healthd::monitor::RecoveryRecord {
+    s.m.snapshot().pending_recovery.clone().expect("a record")
+}
+
+/// At `t`, a probe asked for (as `Probe()` does) that ends with `result`.
+fn ask(s: &mut Sim, t: f64, result: Result<ServerStatus, OfflineReason>) -> Vec<Event> {
+    s.at(t);
+    s.m.handle_input(s.now, Input::ProbeRequested).unwrap();
+    s.next_probe();
+    s.finish(result)
+}
+
+/// At `t`, a crash as two asked-for probes see it.
+fn crash_now(s: &mut Sim, t: f64) -> Vec<Event> {
+    let mut events = ask(s, t, Err(OfflineReason::ConnectionRefused));
+    events.extend(ask(s, t + 0.1, Err(OfflineReason::ConnectionRefused)));
+    events
+}
+
+#[test]
+fn a_rollback_refuses_a_jail_that_ran_before_its_activation() {
+    // Running, then activated again (say, after editing its filter), then
+    // fail2ban crashes: the record blames it, but it protected the machine
+    // before, so a rollback must not disable it.
+    let mut s = Sim::new();
+    s.probe(online(&["alpha", "sshd"]));
+    s.activate("sshd");
+    ask(&mut s, 1.0, online(&["alpha", "sshd"]));
+    crash_now(&mut s, 2.0);
+    let r = record_of(&s);
+    assert_eq!((r.jail_name.as_str(), r.cause.code()), ("sshd", 1));
+    assert!(r.ran_before);
+    assert_eq!(
+        s.m.handle_input(s.now, Input::RollbackStarted),
+        Err(Refusal::JailRanBefore("sshd".into()))
+    );
+    // Nothing changed: no rollback runs, the record may be dismissed.
+    assert_eq!(record_of(&s), r);
+    s.m.handle_input(s.now, Input::RecoveryDismissed).unwrap();
+
+    // A new jail is not refused.
+    let mut s = Sim::new();
+    s.probe(online(&["alpha"]));
+    s.activate("gamma");
+    ask(&mut s, 6.0, online(&["alpha"]));
+    assert!(!record_of(&s).ran_before);
+    s.m.handle_input(s.now, Input::RollbackStarted).unwrap();
+}
+
+#[test]
+fn a_jail_activated_while_fail2ban_was_down_ran_before_if_it_ran_when_last_seen() {
+    for (jail, back_with, ran_before) in [
+        ("gamma", &["alpha", "sshd"][..], false),
+        ("sshd", &["alpha"][..], true),
+    ] {
+        let mut s = Sim::new();
+        s.probe(online(&["alpha", "sshd"]));
+        ask(&mut s, 1.0, Err(OfflineReason::SocketMissing));
+        s.activate(jail);
+        // Back without the jail: cause 2, once the jail had its time to
+        // start.
+        ask(&mut s, 3.0, online(back_with));
+        ask(&mut s, 4.0, online(back_with));
+        ask(&mut s, 8.0, online(back_with));
+        let r = record_of(&s);
+        assert_eq!((r.jail_name.as_str(), r.cause.code()), (jail, 2));
+        assert_eq!(r.ran_before, ran_before, "{jail}");
+        let started = s.m.handle_input(s.now, Input::RollbackStarted);
+        if ran_before {
+            assert_eq!(started, Err(Refusal::JailRanBefore(jail.into())));
+        } else {
+            assert_eq!(started, Ok(()));
+        }
+    }
+}
+
+#[test]
+fn a_running_rollback_owns_the_record_and_its_restart_records_nothing() {
+    // A manager registers a bogus jail (cause 2), then a healthy one, then
+    // starts a rollback and tries to dismiss the record at once, so that
+    // the rollback's restart would blame the healthy jail.
+    let mut s = Sim::new();
+    s.probe(online(&["sshd"]));
+    s.activate("bogus");
+    ask(&mut s, 6.0, online(&["sshd"]));
+    assert_eq!(s.cause(), Some(("bogus".into(), 2, false)));
+    s.activate("nginx");
+    ask(&mut s, 7.0, online(&["nginx", "sshd"]));
+    s.m.handle_input(s.now, Input::RollbackStarted).unwrap();
+    let before = record_of(&s);
+    assert_eq!(
+        s.m.handle_input(s.now, Input::RecoveryDismissed),
+        Err(Refusal::RollbackRunning)
+    );
+    assert_eq!(record_of(&s), before);
+    // The rollback restarts fail2ban; even a crash-like loss during it
+    // makes no record, and neither does its return.
+    let mut events = crash_now(&mut s, 7.5);
+    events.extend(s.offline_until(9.0, OfflineReason::ConnectionRefused));
+    events.extend(ask(&mut s, 9.5, online(&["sshd"])));
+    s.m.handle_input(
+        s.now,
+        Input::RollbackFinished {
+            activation: blamed(&s),
+            done: true,
+        },
+    )
+    .unwrap();
+    events.extend(s.events());
+    events.extend(ask(&mut s, 10.0, online(&["sshd"])));
+    events.extend(ask(&mut s, 11.0, online(&["sshd"])));
+    assert_eq!(crash_events(&events), 0, "{events:?}");
+    let r = record_of(&s);
+    assert_eq!(r.jail_name, "bogus");
+    assert!(r.rolled_back && r.recovered());
+    // The activations before the rollback are done with: a later loss
+    // inside their window blames nobody.
+    s.m.handle_input(s.now, Input::RecoveryDismissed).unwrap();
+    let events = crash_now(&mut s, 12.0);
+    assert_eq!(crash_events(&events), 0, "{events:?}");
+    assert!(s.m.snapshot().pending_recovery.is_none());
+    // A new activation after the rollback is watched as ever.
+    ask(&mut s, 20.0, online(&["sshd"]));
+    s.activate("apache");
+    let events = crash_now(&mut s, 21.0);
+    assert_eq!(crash_events(&events), 1, "{events:?}");
+    assert_eq!(s.cause(), Some(("apache".into(), 1, false)));
 }

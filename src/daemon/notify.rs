@@ -6,6 +6,7 @@ use std::time::Duration;
 use sd_notify::NotifyState;
 
 use crate::monitor::Snapshot;
+use crate::text::clean;
 
 fn send(states: &[NotifyState<'_>]) {
     if let Err(e) = sd_notify::notify(false, states) {
@@ -46,13 +47,14 @@ pub fn watchdog_period() -> Option<Duration> {
     (usec > 0).then(|| Duration::from_micros(usec / 2).max(Duration::from_millis(1)))
 }
 
-/// The status line for a snapshot, e.g. `fail2ban 1.0.2 online, 2 jails`
+/// The status line for a snapshot (one line, every text from fail2ban or
+/// the state file cleaned of control characters), e.g. `fail2ban 1.0.2 online, 2 jails`
 /// or `fail2ban offline: connection refused`.
 pub fn status_line(s: &Snapshot) -> String {
     let mut line = if s.online {
         format!(
             "fail2ban {} online, {} jail{}",
-            s.version,
+            clean(&s.version, 64),
             s.jails.len(),
             if s.jails.len() == 1 { "" } else { "s" }
         )
@@ -65,7 +67,41 @@ pub fn status_line(s: &Snapshot) -> String {
         )
     };
     if let Some(r) = s.pending_recovery.as_ref().filter(|r| !r.recovered()) {
-        line.push_str(&format!("; pending recovery for jail {}", r.jail_name));
+        line.push_str(&format!(
+            "; pending recovery for jail {}",
+            clean(&r.jail_name, 128)
+        ));
     }
     line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::{JailStats, OfflineReason};
+
+    #[test]
+    fn the_status_line_is_one_line_whatever_fail2ban_says() {
+        let mut s = Snapshot {
+            online: true,
+            offline_reason: OfflineReason::None,
+            version: "1.0.2\0\nMAINPID=1".into(),
+            ..Snapshot::default()
+        };
+        s.jails.push(JailStats {
+            name: "sshd".into(),
+            currently_failed: 0,
+            total_failed: 0,
+            currently_banned: 0,
+            total_banned: 0,
+        });
+        let line = status_line(&s);
+        assert!(crate::text::printable(&line), "{line:?}");
+        assert!(
+            !line.contains('\n') && line.starts_with("fail2ban 1.0.2"),
+            "{line:?}"
+        );
+        s.version = "v".repeat(10_000);
+        assert!(status_line(&s).len() < 200);
+    }
 }

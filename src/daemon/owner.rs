@@ -48,6 +48,10 @@ const FIRST_UNIT_REPORT: Duration = Duration::from_secs(3);
 /// At most this many `Probe()` callers wait for one probe.
 const MAX_WAITERS: usize = 1024;
 
+/// A probe that ended less than this before a `Probe()` call answers it:
+/// no caller can make the daemon hammer fail2ban.
+pub const PROBE_FLOOR: Duration = Duration::from_secs(1);
+
 fn now() -> Now {
     Now {
         mono: Instant::now(),
@@ -75,6 +79,7 @@ pub async fn run(parts: Parts, mut stop: watch::Receiver<bool>) {
     });
     let mut probing: Option<Probing> = None;
     let mut probe_started = Instant::now();
+    let mut probe_ended: Option<Instant> = None;
     let mut probe_took = Duration::ZERO;
     let (metrics_tx, metrics_rx) = watch::channel(None);
     let metrics = config
@@ -169,15 +174,16 @@ pub async fn run(parts: Parts, mut stop: watch::Receiver<bool>) {
                 probing = None;
                 prober = Some(p);
                 let result = result.map_err(|e| {
-                    last_error = error_chain(&e);
+                    last_error = crate::text::clean(&error_chain(&e), 300).into_owned();
                     e.offline_reason()
                 });
                 monitor.handle_input(now(), Input::ProbeFinished(result)).ok();
                 probe_took = probe_started.elapsed();
+                probe_ended = Some(Instant::now());
                 let s = monitor.snapshot();
                 tracing::debug!(
                     online = s.online,
-                    version = %s.version,
+                    version = %crate::text::clean(&s.version, 64),
                     active_jails = s.jails.len(),
                     offline_reason = %s.offline_reason,
                     "health_check_complete"
@@ -206,7 +212,10 @@ pub async fn run(parts: Parts, mut stop: watch::Receiver<bool>) {
                 monitor.handle_input(now, Input::UnitChanged(state)).ok();
                 monitor.handle_timeout(now);
             }
-            Some(command) = commands.recv() => apply(&mut monitor, &mut waiters, command),
+            Some(command) = commands.recv() => {
+                let fresh = probe_ended.is_some_and(|t| t.elapsed() < PROBE_FLOOR);
+                apply(&mut monitor, &mut waiters, command, fresh);
+            }
         }
     }
     if let Some(mut p) = prober {
@@ -262,7 +271,14 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-fn apply(monitor: &mut Monitor, waiters: &mut Vec<oneshot::Sender<bool>>, command: Command) {
+/// Applies a command; `fresh` when the latest probe ended less than
+/// [`PROBE_FLOOR`] ago.
+fn apply(
+    monitor: &mut Monitor,
+    waiters: &mut Vec<oneshot::Sender<bool>>,
+    command: Command,
+    fresh: bool,
+) {
     let now = now();
     match command {
         Command::RegisterActivation { jail, reply } => {
@@ -295,6 +311,11 @@ fn apply(monitor: &mut Monitor, waiters: &mut Vec<oneshot::Sender<bool>>, comman
                 .handle_input(now, Input::RollbackFinished { activation, done })
                 .ok();
             monitor.handle_timeout(now);
+        }
+        Command::Probe { reply } if fresh && !monitor.probe_in_flight() => {
+            // The properties reflect a probe that ended less than a second
+            // ago: that answers the call.
+            let _ = reply.send(monitor.snapshot().online);
         }
         Command::Probe { reply } if waiters.len() >= MAX_WAITERS => {
             // A flood of callers during a hung probe: answer from what is
@@ -333,7 +354,7 @@ fn log_event(event: &Event, last_error: &str) {
     match event {
         Event::ProbeDue => {}
         Event::CameOnline { version } => {
-            tracing::info!(version = %version, "fail2ban_came_online");
+            tracing::info!(version = %crate::text::clean(version, 64), "fail2ban_came_online");
         }
         Event::WentOffline { reason } => {
             tracing::warn!(reason = %reason, error = %last_error, "fail2ban_went_offline");

@@ -242,6 +242,9 @@ pub struct Memory {
     pub jails_before: Option<Vec<String>>,
     /// Whether a record was attributed to it already.
     pub spent: bool,
+    /// Whether its jail was running before it (see
+    /// [`RecoveryRecord::ran_before`]).
+    pub ran_before: bool,
     /// Recent activations, oldest first, for `SuspectJails`.
     pub recent: Vec<Activation>,
     /// The recovery record.
@@ -260,6 +263,9 @@ struct Watch {
     /// yields one record, so a UI does not see the same story twice (for
     /// instance a crash, then fail2ban restarted without the bad jail).
     spent: bool,
+    /// The jail was running before the activation (or when fail2ban was
+    /// last seen online).
+    ran_before: bool,
 }
 
 /// Whether a way of going offline is one fail2ban or systemd chose: a
@@ -281,8 +287,11 @@ pub struct Monitor {
     /// Activations whose window may still be open, oldest first.
     recent: VecDeque<(Activation, Instant)>,
     probe_in_flight: bool,
-    /// A rollback has started and not finished.
+    /// A rollback has started and not finished: no record is made while
+    /// it restarts fail2ban.
     rollback_running: bool,
+    /// The jails of the latest answer, kept while fail2ban is offline.
+    last_jails: Vec<String>,
     /// Start another probe as soon as the one in flight ends.
     probe_again: bool,
     /// Retry quickly until then while offline: a server is starting.
@@ -318,6 +327,7 @@ impl Monitor {
             recent: VecDeque::new(),
             probe_in_flight: false,
             rollback_running: false,
+            last_jails: Vec::new(),
             probe_again: false,
             startup_until: None,
             unit_exit: None,
@@ -359,6 +369,7 @@ impl Monitor {
                     at,
                     jails_before: memory.jails_before.clone(),
                     spent: memory.spent,
+                    ran_before: memory.ran_before,
                 });
             }
         }
@@ -373,6 +384,7 @@ impl Monitor {
             last_activation: self.snapshot.last_activation.clone(),
             jails_before: self.watch.as_ref().and_then(|w| w.jails_before.clone()),
             spent: self.watch.as_ref().is_some_and(|w| w.spent),
+            ran_before: self.watch.as_ref().is_some_and(|w| w.ran_before),
             recent: self.recent.iter().map(|(a, _)| a.clone()).collect(),
             record: self.snapshot.pending_recovery.clone(),
         }
@@ -460,18 +472,35 @@ impl Monitor {
                 }
             }
             Input::RecoveryDismissed => {
-                if self.snapshot.pending_recovery.take().is_none() {
+                if self.snapshot.pending_recovery.is_none() {
                     return Err(Refusal::NoPendingRecovery);
                 }
+                // The rollback owns the record until it ends.
+                if self.rollback_running {
+                    return Err(Refusal::RollbackRunning);
+                }
+                self.snapshot.pending_recovery = None;
             }
             Input::RollbackStarted => match &self.snapshot.pending_recovery {
                 None => return Err(Refusal::NoPendingRecovery),
-                Some(r) if r.rolled_back => return Err(Refusal::RolledBackAlready),
                 Some(_) if self.rollback_running => return Err(Refusal::RollbackRunning),
-                Some(_) => self.rollback_running = true,
+                Some(r) if r.rolled_back => return Err(Refusal::RolledBackAlready),
+                Some(r) if r.ran_before => {
+                    return Err(Refusal::JailRanBefore(r.jail_name.clone()));
+                }
+                Some(_) => {
+                    self.rollback_running = true;
+                    // The restart the rollback causes is nobody's crash:
+                    // the activations registered before it are done with.
+                    if let Some(w) = self.watch.as_mut() {
+                        w.spent = true;
+                    }
+                }
             },
             Input::RollbackFinished { activation, done } => {
                 self.rollback_running = false;
+                // A grace the rollback's restart opened is its own.
+                self.grace = None;
                 if let Some(r) = self.snapshot.pending_recovery.as_mut() {
                     if done
                         && r.jail_name == activation.jail_name
@@ -532,6 +561,7 @@ impl Monitor {
             .snapshot
             .online
             .then(|| self.snapshot.jails.iter().map(|j| j.name.clone()).collect());
+        let ran_before = self.last_jails.contains(&shown.jail_name);
         self.snapshot.last_activation = Some(shown.clone());
         self.recent.push_back((shown.clone(), now.mono));
         self.forget_old_activations(now);
@@ -540,6 +570,7 @@ impl Monitor {
             at: now.mono,
             jails_before,
             spent: false,
+            ran_before,
         });
         self.request_probe(now);
     }
@@ -627,6 +658,7 @@ impl Monitor {
         self.snapshot.version = status.version;
         self.snapshot.jails = status.jails;
         let names = self.jail_names();
+        self.last_jails.clone_from(&names);
         let judging = self.grace.is_some() || self.blamable(now).is_some();
         if was_online {
             if let Some(settle) = self.settle.as_mut() {
@@ -954,9 +986,10 @@ impl Monitor {
 
     /// Creates a record unless an unresolved one exists or this activation
     /// already has had one.
+    /// Never while a rollback restarts fail2ban.
     fn record(&mut self, now: Now, watch: &Watch, cause: Cause) {
         let unresolved = matches!(&self.snapshot.pending_recovery, Some(r) if !r.recovered());
-        if unresolved || watch.spent {
+        if unresolved || watch.spent || self.rollback_running {
             return;
         }
         if let Some(w) = self.watch.as_mut() {
@@ -983,6 +1016,7 @@ impl Monitor {
             suspect_jails,
             unit_exit,
             rolled_back: false,
+            ran_before: watch.ran_before,
         };
         self.snapshot.pending_recovery = Some(record.clone());
         self.events.push_back(Event::CrashDetected {

@@ -63,6 +63,10 @@ pub struct RecoveryRecord {
     pub unit_exit: Option<UnitExit>,
     /// The jail was disabled by a rollback and fail2ban restarted.
     pub rolled_back: bool,
+    /// The record's jail was running (or, with fail2ban offline then, was
+    /// running when fail2ban was last seen) when it was activated: it
+    /// protected the machine before, so a rollback must not disable it.
+    pub ran_before: bool,
 }
 
 /// How fail2ban's systemd unit ended, as systemd reports it.
