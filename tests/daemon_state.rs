@@ -192,3 +192,121 @@ async fn a_kill_at_any_moment_leaves_a_state_file_that_parses() {
     assert!(kills >= 2);
     println!("{changes} changes, {kills} kills at random moments, the file parsed every time");
 }
+
+/// A valid file, as the daemon writes it, with a cause-1 record.
+fn valid_state_text() -> String {
+    use chrono::DateTime;
+    use fail2ban_healthd::health::OfflineReason;
+    use fail2ban_healthd::monitor::{Activation, Cause, Memory, RecoveryRecord, UnitExit};
+    let t = |s: i64| DateTime::from_timestamp(1_790_000_000 + s, 0).unwrap();
+    let a = Activation {
+        jail_name: "nginx".into(),
+        activated_at: t(0),
+    };
+    let memory = Memory {
+        last_activation: Some(a.clone()),
+        jails_before: Some(vec!["sshd".into()]),
+        spent: true,
+        ran_before: false,
+        recent: vec![a],
+        record: Some(RecoveryRecord {
+            jail_name: "nginx".into(),
+            activated_at: t(0),
+            detected_at: t(3),
+            recovered_at: None,
+            cause: Cause::WentOffline(OfflineReason::ConnectionRefused),
+            suspect_jails: vec!["nginx".into()],
+            unit_exit: Some(UnitExit {
+                result: "signal".into(),
+                exit_status: 9,
+            }),
+            rolled_back: false,
+            ran_before: false,
+        }),
+    };
+    String::from_utf8(fail2ban_healthd::state::encode(&memory)).unwrap()
+}
+
+#[tokio::test]
+async fn a_hostile_state_file_is_moved_aside_and_every_property_still_answers() {
+    let server = Fail2ban::start();
+    let bus = PrivateBus::start();
+    let good = valid_state_text();
+    let cases: Vec<(&str, Option<String>)> = vec![
+        // A NUL in a suspect jail once made the daemon exit on the first
+        // read of PendingRecovery.
+        (
+            "a NUL in suspect_jails",
+            Some(good.replacen("\"nginx\"\n    ]", "\"ng\\u0000inx\"\n    ]", 1)),
+        ),
+        (
+            "a newline in unit_result",
+            Some(good.replace("\"signal\"", "\"signal\\nMAINPID=1\"")),
+        ),
+        (
+            "a file far too large",
+            Some(format!("{good}{}", " ".repeat(2 << 20))),
+        ),
+        ("a FIFO", None),
+    ];
+    for (what, text) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state.json");
+        match &text {
+            Some(text) => {
+                assert_ne!(text, &good, "{what}: the case changes the file");
+                std::fs::write(&state, text).unwrap();
+            }
+            None => {
+                let made = std::process::Command::new("mkfifo")
+                    .arg(&state)
+                    .status()
+                    .unwrap();
+                assert!(made.success());
+            }
+        }
+        let daemon = Daemon::start(
+            &bus,
+            &server.socket,
+            &["--state-file", state.to_str().unwrap()],
+            &[],
+        )
+        .await;
+        let (conn, p) = proxy(&bus).await;
+        assert!(
+            p.pending_recovery().await.unwrap().is_empty(),
+            "{what}: nothing restored"
+        );
+        assert!(p.last_activation().await.unwrap().is_empty(), "{what}");
+        let all = zbus::fdo::PropertiesProxy::builder(&conn)
+            .destination(fail2ban_healthd::bus::NAME)
+            .path(fail2ban_healthd::bus::PATH)
+            .build()
+            .await
+            .unwrap()
+            .get_all(
+                zbus::names::InterfaceName::try_from(fail2ban_healthd::bus::INTERFACE).unwrap(),
+            )
+            .await
+            .unwrap();
+        assert!(all.contains_key("PendingRecovery"), "{what}");
+        assert!(p.probe().await.unwrap(), "{what}: the daemon still probes");
+        let log = daemon.log_text();
+        assert!(
+            log.contains("state_file_unusable") && log.contains("state_file_moved_aside"),
+            "{what}: {log}"
+        );
+        let aside = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("state.json.corrupt-")
+            })
+            .count();
+        assert_eq!(aside, 1, "{what}: moved aside");
+        drop(daemon);
+    }
+}

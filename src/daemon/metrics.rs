@@ -29,7 +29,11 @@ fn record_changed(written: &Sample, next: &Sample) -> bool {
 /// the latest of them winning, unless one changes the recovery record:
 /// that is written at once. A failure is logged when it first happens and
 /// when it clears.
-pub async fn run(path: PathBuf, mut samples: watch::Receiver<Sample>) {
+pub async fn run(path: PathBuf, samples: watch::Receiver<Sample>) {
+    run_with_gap(path, samples, MIN_GAP).await;
+}
+
+async fn run_with_gap(path: PathBuf, mut samples: watch::Receiver<Sample>, gap: Duration) {
     let mut failing: Option<String> = None;
     let mut written: Sample = None;
     let mut last_write: Option<Instant> = None;
@@ -37,7 +41,7 @@ pub async fn run(path: PathBuf, mut samples: watch::Receiver<Sample>) {
     while open && samples.changed().await.is_ok() {
         let mut sample = samples.borrow_and_update().clone();
         if let Some(at) = last_write.filter(|_| !record_changed(&written, &sample)) {
-            let until = at + MIN_GAP;
+            let until = at + gap;
             loop {
                 tokio::select! {
                     () = tokio::time::sleep_until(until) => break,
@@ -71,6 +75,7 @@ pub async fn run(path: PathBuf, mut samples: watch::Receiver<Sample>) {
         .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
         match result {
             Ok(()) => {
+                tracing::debug!("metrics_written");
                 if failing.take().is_some() {
                     tracing::info!(path = %path.display(), "metrics_written_again");
                 }
@@ -85,4 +90,101 @@ pub async fn run(path: PathBuf, mut samples: watch::Receiver<Sample>) {
         }
     }
     let _ = tokio::fs::remove_file(&path).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::monitor::Snapshot;
+
+    fn sample(n: u64) -> Sample {
+        let snapshot = Snapshot {
+            last_probe: chrono::DateTime::from_timestamp(1_790_000_000 + n as i64, 0),
+            ..Snapshot::default()
+        };
+        Some((Arc::new(snapshot), Duration::from_millis(1)))
+    }
+
+    fn last_probe(path: &std::path::Path) -> Option<String> {
+        std::fs::read_to_string(path).ok().and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("fail2ban_healthd_last_probe_timestamp_seconds "))
+                .map(str::to_owned)
+        })
+    }
+
+    async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+        let started = Instant::now();
+        while !cond() {
+            assert!(started.elapsed() < Duration::from_secs(30), "{what}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn within_the_gap_only_a_record_change_is_written_and_the_latest_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.prom");
+        let (tx, rx) = watch::channel(None);
+        // A gap far longer than the test: what appears was not waited for.
+        let task = tokio::spawn(run_with_gap(path.clone(), rx, Duration::from_secs(600)));
+        tx.send_replace(sample(1));
+        wait_for("the first write", || last_probe(&path).is_some()).await;
+        let first = last_probe(&path);
+        for n in 2..50 {
+            tx.send_replace(sample(n));
+            tokio::task::yield_now().await;
+        }
+        // A new record is written at once, with the latest probe.
+        let mut with_record = (*sample(50).unwrap().0).clone();
+        with_record.pending_recovery = Some(crate::monitor::RecoveryRecord {
+            jail_name: "alpha".into(),
+            activated_at: chrono::DateTime::from_timestamp(1_790_000_000, 0).unwrap(),
+            detected_at: chrono::DateTime::from_timestamp(1_790_000_050, 0).unwrap(),
+            recovered_at: None,
+            cause: crate::monitor::Cause::JailNotRunning,
+            suspect_jails: vec!["alpha".into()],
+            unit_exit: None,
+            rolled_back: false,
+            ran_before: false,
+        });
+        tx.send_replace(Some((Arc::new(with_record), Duration::from_millis(1))));
+        wait_for("the record's write", || {
+            std::fs::read_to_string(&path).is_ok_and(|t| t.contains("jail=\"alpha\""))
+        })
+        .await;
+        assert_ne!(last_probe(&path), first);
+        assert_eq!(last_probe(&path).as_deref(), Some("1790000050"));
+        // Stopping removes the file.
+        drop(tx);
+        task.await.unwrap();
+        assert!(!path.exists());
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_samples_is_written_about_once_a_second() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.prom");
+        let (tx, rx) = watch::channel(None);
+        let task = tokio::spawn(run(path.clone(), rx));
+        let started = Instant::now();
+        let mut n = 0;
+        let mut seen = std::collections::HashSet::new();
+        while started.elapsed() < Duration::from_millis(3500) {
+            n += 1;
+            tx.send_replace(sample(n));
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            if let Some(v) = last_probe(&path) {
+                seen.insert(v);
+            }
+        }
+        // 0 s, 1 s, 2 s, 3 s; a loaded machine may write late, never more.
+        assert!(
+            (1..=5).contains(&seen.len()),
+            "{n} samples, {} values",
+            seen.len()
+        );
+        drop(tx);
+        task.await.unwrap();
+    }
 }
