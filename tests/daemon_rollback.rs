@@ -361,3 +361,120 @@ async fn a_rollback_after_which_fail2ban_stays_down_can_be_tried_again() {
     }
     assert_disables_only(&dropin, &["gamma"]);
 }
+
+/// A manager who registers a bogus jail, then a healthy one, then starts a
+/// rollback and dismisses the record at once, must not get the healthy
+/// jail blamed by the rollback's own restart and then disabled.
+#[tokio::test]
+async fn a_running_rollback_keeps_its_record_and_its_restart_blames_nobody() {
+    let server = Fail2ban::start();
+    let bus = PrivateBus::start();
+    // The reload waits for the test's word, so that calls land while the
+    // rollback runs.
+    let go = server.dir().join("go");
+    let script = server.dir().join("reload.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "while [ ! -e {go} ]; do sleep 0.05; done\nexec {reload}\n",
+            go = go.display(),
+            reload = server.client_command("reload")
+        ),
+    )
+    .unwrap();
+    let reload = format!("/bin/sh {}", script.display());
+    let d = daemon(&bus, &server, Some(&reload), None).await;
+    let (_c, p) = proxy(&bus).await;
+    assert!(p.probe().await.unwrap());
+    let mut crashes = p.receive_activation_crash_detected().await.unwrap();
+
+    p.register_activation("bogus").await.unwrap();
+    let r = record_when(&p, "a cause-2 record", |r| !r.is_empty()).await;
+    assert_eq!(get::<String>(&r, "JailName"), "bogus");
+    use futures_util::StreamExt as _;
+    crashes.next().await.unwrap();
+    p.register_activation("alpha").await.unwrap();
+
+    let (_c2, p2) = proxy(&bus).await;
+    let rollback = tokio::spawn(async move { p2.rollback().await });
+    let started = Instant::now();
+    while !d.log_text().contains("rollback_started") {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the rollback never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let e = p.dismiss_recovery().await.unwrap_err();
+    assert_eq!(
+        error_name(&e),
+        "org.fail2ban_healthd.Health1.Error.RollbackInProgress"
+    );
+    let e = p.rollback().await.unwrap_err();
+    assert_eq!(
+        error_name(&e),
+        "org.fail2ban_healthd.Health1.Error.RollbackInProgress"
+    );
+    assert_eq!(
+        get::<String>(&p.pending_recovery().await.unwrap(), "JailName"),
+        "bogus"
+    );
+    std::fs::write(&go, b"").unwrap();
+    let answer = rollback.await.unwrap().unwrap();
+    assert!(get::<bool>(&answer, "Online"), "{}", d.log_text());
+    assert_eq!(get::<String>(&answer, "JailName"), "bogus");
+    let r = record_when(&p, "the record rolled back and resolved", |r| {
+        get::<bool>(r, "RolledBack") && get::<bool>(r, "Recovered")
+    })
+    .await;
+    assert_eq!(get::<String>(&r, "JailName"), "bogus");
+    // Settled: the healthy jail runs and nothing blamed it.
+    assert!(p.probe().await.unwrap());
+    assert_eq!(jails_of(&server), ["alpha", "beta"]);
+    p.dismiss_recovery().await.unwrap();
+    let e = p.rollback().await.unwrap_err();
+    assert_eq!(
+        error_name(&e),
+        "org.fail2ban_healthd.Health1.Error.NoPendingRecovery"
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1500), crashes.next())
+            .await
+            .is_err(),
+        "a record was made: {:?}",
+        p.pending_recovery().await
+    );
+    assert_disables_only(&dropin(&server), &["bogus"]);
+}
+
+/// A jail that ran before its activation protected the machine: even
+/// root's `Rollback` refuses it, and nothing is written.
+#[tokio::test]
+async fn a_jail_that_ran_before_its_activation_is_never_rolled_back() {
+    let mut server = Fail2ban::start();
+    let bus = PrivateBus::start();
+    let d = daemon(&bus, &server, None, None).await;
+    let (_c, p) = proxy(&bus).await;
+    assert!(p.probe().await.unwrap());
+    // Activated again, say after its filter was edited; then fail2ban dies.
+    p.register_activation("alpha").await.unwrap();
+    server.signal_and_wait(Signal::SIGKILL);
+    let r = record_when(&p, "a cause-1 record", |r| !r.is_empty()).await;
+    assert_eq!(get::<String>(&r, "JailName"), "alpha");
+
+    let e = p.rollback().await.unwrap_err();
+    assert_eq!(
+        error_name(&e),
+        "org.fail2ban_healthd.Health1.Error.RollbackFailed"
+    );
+    assert!(e.to_string().contains("running before"), "{e}");
+    assert!(!dropin(&server).exists(), "nothing is written");
+    let out = client(&bus, false, &["rollback"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(!dropin(&server).exists());
+    let r = p.pending_recovery().await.unwrap();
+    assert!(!get::<bool>(&r, "RolledBack"), "{r:?}");
+    assert!(!d.log_text().contains("rollback_started"));
+    // The record is the administrator's to dismiss.
+    p.dismiss_recovery().await.unwrap();
+}
