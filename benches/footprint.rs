@@ -1,6 +1,6 @@
 //! Footprint: resident memory of the daemon after start and after 10 000
-//! probes (each a `Probe()` call over D-Bus, each a real probe of a real
-//! fail2ban-server), beside a Python process doing the same job
+//! `Probe()` calls over D-Bus against a real fail2ban-server (answered by
+//! a probe at most a second old), beside a Python process doing the same job
 //! (`benches/py_daemon.py`: the same socket client, a D-Bus service in
 //! PyGObject), in one run.
 //!
