@@ -22,6 +22,8 @@ enum Op {
     Advance(u64),
     Online(Vec<bool>),
     Offline(u32),
+    /// The probe failed for a reason of the daemon's own.
+    Aborted,
     Activate(usize),
     Request,
     Dismiss,
@@ -61,6 +63,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (0u64..40_000).prop_map(Op::Advance),
         3 => prop::collection::vec(any::<bool>(), 4).prop_map(Op::Online),
         2 => (2u32..=8).prop_map(Op::Offline),
+        1 => Just(Op::Aborted),
         1 => (0usize..4).prop_map(Op::Activate),
         1 => Just(Op::Request),
         1 => Just(Op::Dismiss),
@@ -127,7 +130,14 @@ proptest! {
                     m.handle_input(now, Input::ProbeFinished(Err(reason))).unwrap();
                     outstanding -= 1;
                 }
-                Op::Online(_) | Op::Offline(_) => {}
+                Op::Aborted if m.probe_in_flight() => {
+                    let snap = m.snapshot().clone();
+                    m.handle_input(now, Input::ProbeAborted).unwrap();
+                    outstanding -= 1;
+                    // Nothing learned, nothing changed.
+                    prop_assert_eq!(&snap, m.snapshot());
+                }
+                Op::Online(_) | Op::Offline(_) | Op::Aborted => {}
                 Op::Activate(i) => {
                     m.handle_input(now, Input::ActivationRegistered { jail: JAILS[i].into() }).unwrap();
                     last_activation_mono = Some(now.mono);

@@ -743,3 +743,28 @@ fn a_running_rollback_owns_the_record_and_its_restart_records_nothing() {
     assert_eq!(crash_events(&events), 1, "{events:?}");
     assert_eq!(s.cause(), Some(("apache".into(), 1, false)));
 }
+
+#[test]
+fn a_probe_the_daemon_itself_could_not_make_changes_nothing() {
+    let mut s = Sim::new();
+    s.probe(online(&["alpha"]));
+    s.activate("beta");
+    let before = s.m.snapshot().clone();
+    // Out of file descriptors, again and again: nothing is learned about
+    // fail2ban, so nothing is published and nobody is blamed.
+    for t in [1.0, 2.0, 3.0, 40.0] {
+        s.at(t);
+        s.m.handle_input(s.now, Input::ProbeRequested).unwrap();
+        s.next_probe();
+        s.m.handle_input(s.now, Input::ProbeAborted).unwrap();
+        assert!(s.events().is_empty());
+        assert_eq!(*s.m.snapshot(), before);
+        assert!(!s.m.probe_in_flight());
+    }
+    // The next probe is still planned, within an interval.
+    assert!(s.next_probe() <= 40.0 + 30.0);
+    // Once the daemon can probe again, the rules apply as ever: beta
+    // never started.
+    let events = s.finish(online(&["alpha"]));
+    assert_eq!(crash_events(&events), 1, "{events:?}");
+}

@@ -114,6 +114,11 @@ const MAX_SUSPECTS: usize = 32;
 pub enum Input {
     /// A probe that the monitor asked for has finished.
     ProbeFinished(Result<ServerStatus, OfflineReason>),
+    /// The probe the monitor asked for could not be made for a reason of
+    /// this process's own (no file descriptor left, no memory for a
+    /// socket): nothing was learned about fail2ban, and nothing changes
+    /// but the plan for the next probe.
+    ProbeAborted,
     /// A manager says this jail was just activated.
     ActivationRegistered {
         /// The jail's name, already validated.
@@ -461,6 +466,13 @@ impl Monitor {
     pub fn handle_input(&mut self, now: Now, input: Input) -> Result<(), Refusal> {
         match input {
             Input::ProbeFinished(result) => self.probe_finished(now, result),
+            Input::ProbeAborted => {
+                if self.probe_in_flight {
+                    self.probe_in_flight = false;
+                    self.last_probe_end = Some(now.mono);
+                    self.schedule(now);
+                }
+            }
             Input::ActivationRegistered { jail } => self.activation(now, jail),
             Input::ProbeRequested => self.request_probe(now),
             Input::IdleConnectionClosed => self.idle_connection_closed(now),
