@@ -332,7 +332,7 @@ async fn a_check_that_times_out_is_cancelled_in_polkit() {
         [(slow.cancellation_id.clone(), slow.asker.clone())],
         "only the non-interactive check, by its id, from the daemon"
     );
-    // The interactive one waits on (a person answering polkit).
+    // The interactive one still waits, for a person to answer polkit.
     assert_eq!(polkit.hanging(), 1);
     assert!(interactive.try_wait().unwrap().is_none());
     assert!(d.log_text().contains("polkit_check_timed_out"));
