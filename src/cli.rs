@@ -135,6 +135,9 @@ pub struct RunArgs {
     /// Members of this group may register activations and dismiss records.
     #[arg(long, value_name = "GROUP")]
     pub manage_group: Option<String>,
+    /// Members of this group may roll back (Rollback); none by default.
+    #[arg(long, value_name = "GROUP")]
+    pub rollback_group: Option<String>,
     /// Where activations and records are kept across restarts
     /// (default $STATE_DIRECTORY/state.json, else /var/lib/fail2ban-healthd/state.json).
     #[arg(long, value_name = "PATH")]
@@ -192,6 +195,7 @@ impl RunArgs {
             watch_interval: self.watch_interval.clone(),
             restart_grace: self.restart_grace.clone(),
             manage_group: self.manage_group.clone(),
+            rollback_group: self.rollback_group.clone(),
             state_file: self.state_file.clone(),
             fail2ban_unit: self.fail2ban_unit.clone(),
             instant_detection: self.instant_detection,

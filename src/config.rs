@@ -80,6 +80,8 @@ pub struct RawConfig {
     pub restart_grace: Option<String>,
     /// Members of this group may manage (besides root).
     pub manage_group: Option<String>,
+    /// Members of this group may roll back (besides root).
+    pub rollback_group: Option<String>,
     /// Where activations and records are kept across restarts.
     pub state_file: Option<String>,
     /// fail2ban's systemd unit; empty disables following it.
@@ -151,6 +153,7 @@ impl RawConfig {
             watch_interval: over.watch_interval.or(self.watch_interval),
             restart_grace: over.restart_grace.or(self.restart_grace),
             manage_group: over.manage_group.or(self.manage_group),
+            rollback_group: over.rollback_group.or(self.rollback_group),
             state_file: over.state_file.or(self.state_file),
             fail2ban_unit: over.fail2ban_unit.or(self.fail2ban_unit),
             instant_detection: over.instant_detection.or(self.instant_detection),
@@ -191,7 +194,7 @@ pub enum LogTarget {
     Stderr,
 }
 
-/// The group whose members may manage.
+/// A group whose members hold a right (`manage_group`, `rollback_group`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManageGroup {
     /// Its name, as configured.
@@ -225,6 +228,8 @@ pub struct Config {
     pub timing: Timing,
     /// Who besides root may manage.
     pub manage_group: Option<ManageGroup>,
+    /// Who besides root may roll back.
+    pub rollback_group: Option<ManageGroup>,
     /// The state file.
     pub state_file: PathBuf,
     /// fail2ban's systemd unit, or empty.
@@ -369,17 +374,22 @@ impl Config {
             ms(10),
             Duration::from_secs(300),
         )?;
-        let manage_group = match raw.manage_group.as_deref().map(str::trim) {
-            None | Some("") => None,
-            Some(name) => {
-                let gid = lookup_group(name)
-                    .ok_or_else(|| bad("manage_group", format!("no group named {name:?}")))?;
-                Some(ManageGroup {
-                    name: name.to_owned(),
-                    gid,
-                })
-            }
-        };
+        let group =
+            |key: &'static str, value: Option<&str>| -> Result<Option<ManageGroup>, Error> {
+                match value.map(str::trim) {
+                    None | Some("") => Ok(None),
+                    Some(name) => {
+                        let gid = lookup_group(name)
+                            .ok_or_else(|| bad(key, format!("no group named {name:?}")))?;
+                        Ok(Some(ManageGroup {
+                            name: name.to_owned(),
+                            gid,
+                        }))
+                    }
+                }
+            };
+        let manage_group = group("manage_group", raw.manage_group.as_deref())?;
+        let rollback_group = group("rollback_group", raw.rollback_group.as_deref())?;
         let state_file = match raw.state_file.as_deref() {
             None => crate::state::default_path(),
             Some(p) => file_path("state_file", p)?,
@@ -508,6 +518,7 @@ impl Config {
             },
             timing,
             manage_group,
+            rollback_group,
             state_file,
             fail2ban_unit,
             instant_detection: raw.instant_detection.unwrap_or(true),
@@ -547,6 +558,7 @@ mod tests {
         assert_eq!(c.log, LogTarget::Auto);
         assert_eq!(c.log_level, tracing::Level::INFO);
         assert_eq!(c.manage_group, None);
+        assert_eq!(c.rollback_group, None);
         assert_eq!(c.rollback.dropin, PathBuf::from(DEFAULT_ROLLBACK_DROPIN));
         assert_eq!(c.rollback.reload_command, ["fail2ban-client", "reload"]);
         assert_eq!(c.rollback.start_command, ["fail2ban-client", "start"]);
@@ -576,6 +588,7 @@ mod tests {
                 gid: 4
             })
         );
+        assert_eq!(c.rollback_group, None, "manage_group grants no rollback");
         assert_eq!(c.bus, Bus::Session);
         assert_eq!(c.log, LogTarget::Stderr);
         assert_eq!(c.log_level, tracing::Level::DEBUG);
@@ -597,6 +610,15 @@ mod tests {
         );
         assert_eq!(c.rollback.timeout, Duration::from_secs(5));
         assert_eq!(c.metrics_file, Some(PathBuf::from("/tmp/m/f.prom")));
+        let c = parse("rollback_group = \"adm\"\n").unwrap();
+        assert_eq!(
+            c.rollback_group,
+            Some(ManageGroup {
+                name: "adm".into(),
+                gid: 4
+            })
+        );
+        assert_eq!(c.manage_group, None);
         let c = parse("bus = \"session\"\nbus_address = \"unix:path=/tmp/b\"\n").unwrap();
         assert_eq!(c.bus, Bus::Address("unix:path=/tmp/b".into()));
     }
@@ -614,6 +636,7 @@ mod tests {
             ("state_file = \"state.json\"", "state_file"),
             ("fail2ban_unit = \"fail2ban\"", "fail2ban_unit"),
             ("manage_group = \"nosuchgroup\"", "manage_group"),
+            ("rollback_group = \"nosuchgroup\"", "rollback_group"),
             ("bus = \"tcp\"", "bus"),
             ("bus_address = \"nonsense\"", "bus_address"),
             ("log = \"syslog\"", "log"),
@@ -672,7 +695,7 @@ mod tests {
             .filter(|l| l.starts_with('#') && l.contains(" = "))
         {
             let c2 = parse(&line[1..]).unwrap_or_else(|e| panic!("{line}: {e}"));
-            if !line.contains("bus_address") && !line.contains("manage_group") {
+            if !line.contains("bus_address") && !line.contains("_group") {
                 assert_eq!(c2, c, "{line}");
             }
         }

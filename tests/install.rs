@@ -96,10 +96,24 @@ fn the_unit_names_the_bus_name_and_binary_of_the_contract() {
     assert!(activation.contains("Name=org.fail2ban_healthd.Health1"));
     assert!(activation.contains("SystemdService=fail2ban-healthd.service"));
     let polkit = include_str!("../dbus/org.fail2ban_healthd.policy");
-    assert!(polkit.contains("<action id=\"org.fail2ban_healthd.manage\">"));
-    assert!(polkit.contains("<allow_active>auth_admin_keep</allow_active>"));
-    assert!(
-        polkit.contains("<allow_any>no</allow_any>")
-            && polkit.contains("<allow_inactive>no</allow_inactive>")
-    );
+    // Each action with its own defaults: administrators authenticate in an
+    // active session, nobody else is allowed; a rollback is never kept.
+    let action = |id: &str| -> String {
+        let start = polkit
+            .find(&format!("<action id=\"{id}\">"))
+            .unwrap_or_else(|| panic!("no action {id}"));
+        let len = polkit[start..].find("</action>").expect("</action>");
+        polkit[start..start + len].to_owned()
+    };
+    let manage = action("org.fail2ban_healthd.manage");
+    assert!(manage.contains("<allow_active>auth_admin_keep</allow_active>"));
+    let rollback = action("org.fail2ban_healthd.rollback");
+    assert!(rollback.contains("<allow_active>auth_admin</allow_active>"));
+    for a in [&manage, &rollback] {
+        assert!(
+            a.contains("<allow_any>no</allow_any>")
+                && a.contains("<allow_inactive>no</allow_inactive>"),
+            "{a}"
+        );
+    }
 }

@@ -7,7 +7,9 @@ pub enum HealthError {
     /// A failure of the bus itself.
     #[zbus(error)]
     ZBus(zbus::Error),
-    /// The caller may not manage: not root, not in the manage group.
+    /// The caller may not call this method: not root, not in the method's
+    /// group, not authorized by polkit (or a cap on pending polkit checks
+    /// was reached).
     NotAuthorized(String),
     /// The jail name breaks the contract's rules.
     InvalidJailName(String),

@@ -2,18 +2,17 @@
 //! `/org/fail2ban_healthd/Health1`.
 //!
 //! Property getters read the latest snapshot, so they answer at once even
-//! while a probe hangs. Methods check the caller, then send a command to
+//! while a probe hangs. Methods check the caller (see [`super::auth`]), then send a command to
 //! the owner task and await its reply. Signals are emitted by the
 //! publisher through the associated functions declared here.
 
 use std::collections::HashMap;
 
-use zbus::fdo::DBusProxy;
 use zbus::message::Header;
-use zbus::names::BusName;
 use zbus::object_server::SignalEmitter;
 use zbus::{Connection, OwnedVariant};
 
+use super::auth::{Authorizer, Right};
 use super::error::HealthError;
 use super::{valid_jail_name, values};
 use crate::daemon::{Handle, rollback};
@@ -30,19 +29,12 @@ pub struct Constants {
     pub socket_path: String,
 }
 
-/// Who may call the managing methods besides root.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Managers {
-    /// Members of this group (primary or supplementary) may manage.
-    pub gid: Option<u32>,
-}
-
 /// The served object.
 #[derive(Debug)]
 pub struct Health {
     daemon: Handle,
     constants: Constants,
-    managers: Managers,
+    auth: Authorizer,
     rollback: rollback::Settings,
 }
 
@@ -51,96 +43,16 @@ impl Health {
     pub fn new(
         daemon: Handle,
         constants: Constants,
-        managers: Managers,
+        auth: Authorizer,
         rollback: rollback::Settings,
     ) -> Self {
         Self {
             daemon,
             constants,
-            managers,
+            auth,
             rollback,
         }
     }
-
-    /// The caller's uid when it may manage.
-    async fn authorize(&self, header: &Header<'_>, conn: &Connection) -> Result<u32, HealthError> {
-        let sender = header
-            .sender()
-            .ok_or_else(|| HealthError::NotAuthorized("the call has no sender".into()))?;
-        let creds = DBusProxy::new(conn)
-            .await?
-            .get_connection_credentials(BusName::from(sender.to_owned()))
-            .await
-            .map_err(|e| HealthError::ZBus(e.into()))?;
-        let uid = creds.unix_user_id().ok_or_else(|| {
-            HealthError::NotAuthorized("the bus does not say who the caller is".into())
-        })?;
-        let in_group = match (self.managers.gid, creds.unix_group_ids()) {
-            (Some(gid), Some(groups)) => groups.contains(&gid),
-            // The bus did not say: ask the group database.
-            (Some(gid), None) => user_in_group(uid, gid),
-            (None, _) => false,
-        };
-        if uid == 0 || in_group || polkit_allows(header, conn).await {
-            Ok(uid)
-        } else {
-            Err(HealthError::NotAuthorized(format!(
-                "uid {uid} may not manage fail2ban-healthd: use sudo, join the manage group, \
-                 or get polkit's authorization for {POLKIT_ACTION}"
-            )))
-        }
-    }
-}
-
-/// Whether `uid` belongs to `gid` (primary or supplementary) according to
-/// the system's databases.
-fn user_in_group(uid: u32, gid: u32) -> bool {
-    use nix::unistd::{Gid, Uid, User, getgrouplist};
-    let Ok(Some(user)) = User::from_uid(Uid::from_raw(uid)) else {
-        return false;
-    };
-    let Ok(name) = std::ffi::CString::new(user.name) else {
-        return false;
-    };
-    getgrouplist(&name, user.gid).is_ok_and(|groups| groups.contains(&Gid::from_raw(gid)))
-}
-
-/// The polkit action that lets other callers manage.
-pub const POLKIT_ACTION: &str = "org.fail2ban_healthd.manage";
-
-/// Asks polkit whether the caller may manage. The subject is the caller's
-/// bus name from the message header (polkit resolves it to the caller's
-/// process), never this daemon's own process. No polkit on the bus, or any
-/// failure, means no.
-async fn polkit_allows(header: &Header<'_>, conn: &Connection) -> bool {
-    use zbus_polkit::policykit1::{AuthorityProxy, CheckAuthorizationFlags, Subject};
-    let check = async {
-        let subject = Subject::new_for_message_header(header).ok()?;
-        let authority = AuthorityProxy::new(conn).await.ok()?;
-        let result = authority
-            .check_authorization(
-                &subject,
-                POLKIT_ACTION,
-                &HashMap::new(),
-                CheckAuthorizationFlags::ALLOW_USER_INTERACTION,
-                "",
-            )
-            .await;
-        match result {
-            Ok(r) => Some(r.is_authorized),
-            Err(e) => {
-                tracing::debug!(error = %e, "polkit_unavailable");
-                None
-            }
-        }
-    };
-    // polkit may wait for an authentication agent; give up before the
-    // caller's own call times out (25 s by default), so that an answer
-    // arriving later cannot act for a caller that has gone.
-    matches!(
-        tokio::time::timeout(std::time::Duration::from_secs(20), check).await,
-        Ok(Some(true))
-    )
 }
 
 #[zbus::interface(name = "org.fail2ban_healthd.Health1", introspection_docs = false)]
@@ -153,7 +65,7 @@ impl Health {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<u64, HealthError> {
-        let uid = self.authorize(&header, conn).await?;
+        let uid = self.auth.authorize(Right::Manage, &header, conn).await?;
         if !valid_jail_name(&jail_name) {
             return Err(HealthError::InvalidJailName(format!(
                 "{:?} is not a jail name: 1 to 128 bytes of A-Z a-z 0-9 . _ @ + -, not starting with . or -",
@@ -175,7 +87,7 @@ impl Health {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<(), HealthError> {
-        let uid = self.authorize(&header, conn).await?;
+        let uid = self.auth.authorize(Right::Manage, &header, conn).await?;
         match self.daemon.dismiss_recovery().await {
             Some(Ok(())) => {
                 tracing::info!(uid, "pending_recovery_dismissed");
@@ -200,7 +112,7 @@ impl Health {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<HashMap<String, OwnedVariant>, HealthError> {
-        let uid = self.authorize(&header, conn).await?;
+        let uid = self.auth.authorize(Right::Rollback, &header, conn).await?;
         let activation = match self.daemon.begin_rollback().await {
             Some(Ok(activation)) => activation,
             Some(Err(Refusal::RollbackRunning)) => {

@@ -1,10 +1,12 @@
-//! The D-Bus face of the daemon: names, the served interface, its errors,
-//! the conversion of snapshots into bus values, and a client proxy.
+//! The D-Bus face of the daemon: names, the served interface, who may call
+//! it, its errors, the conversion of snapshots into bus values, and a
+//! client proxy.
 //!
 //! Owns the public contract (`org.fail2ban_healthd.Health1`). It reads
 //! state only from snapshots and sends commands to the owner task; it never
 //! holds application state of its own.
 
+pub mod auth;
 pub mod error;
 pub mod interface;
 pub mod proxy;

@@ -30,7 +30,8 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::bus::interface::{Constants, Health, Managers};
+use crate::bus::auth::{Authorizer, Groups};
+use crate::bus::interface::{Constants, Health};
 use crate::bus::{NAME, PATH};
 use crate::config::{Bus, Config};
 use crate::monitor::{Activation, Refusal, Snapshot};
@@ -155,9 +156,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         crash_window_usec: micros(config.timing.crash_window),
         socket_path: config.probe.socket.display().to_string(),
     };
-    let managers = Managers {
-        gid: config.manage_group.as_ref().map(|g| g.gid),
-    };
+    let auth = Authorizer::new(Groups {
+        manage: config.manage_group.as_ref().map(|g| g.gid),
+        rollback: config.rollback_group.as_ref().map(|g| g.gid),
+    });
     // Every object is served before the name is requested, so a client
     // that sees the name finds the object.
     let rollback = rollback::Settings {
@@ -166,7 +168,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         socket: config.probe.socket.clone(),
     };
     let conn = builder(&config.bus)
-        .serve_at(PATH, Health::new(handle, constants, managers, rollback))
+        .serve_at(PATH, Health::new(handle, constants, auth, rollback))
         .build()
         .await
         .context("cannot connect to the D-Bus bus")?;

@@ -1,9 +1,11 @@
 //! A private system-type dbus-daemon with the project's policy file, and
 //! the daemon binary running on it.
 
+use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use fail2ban_healthd::bus::proxy::Health1Proxy;
@@ -17,16 +19,35 @@ pub struct PrivateBus {
 
 impl PrivateBus {
     pub fn start() -> Self {
-        Self::with_policy(false)
+        Self::with_policy("")
     }
 
     /// A bus where anyone may own any name (for baselines of other
     /// services), still including the project's policy file.
     pub fn open() -> Self {
-        Self::with_policy(true)
+        Self::with_policy(
+            r#"<policy context="default"><allow own="*"/><allow send_type="method_call"/></policy>"#,
+        )
     }
 
-    fn with_policy(open: bool) -> Self {
+    /// The stock policy plus polkit's own (root owns
+    /// `org.freedesktop.PolicyKit1`, anyone may call it), so that a
+    /// [`FakePolkit`] can stand in for polkitd. The limits that matter
+    /// here are the system bus's: 128 pending replies per connection;
+    /// more connections per user are allowed, so that a flood of callers
+    /// reaches the daemon instead of being stopped by the bus.
+    pub fn with_polkit() -> Self {
+        Self::with_policy(
+            r#"<policy user="root"><allow own="org.freedesktop.PolicyKit1"/></policy>
+  <policy context="default"><allow send_destination="org.freedesktop.PolicyKit1"/></policy>
+  <limit name="max_replies_per_connection">128</limit>
+  <limit name="max_connections_per_user">2048</limit>
+  <limit name="max_completed_connections">4096</limit>
+  <limit name="max_incomplete_connections">1024</limit>"#,
+        )
+    }
+
+    fn with_policy(extra: &str) -> Self {
         let daemon = super::require_program("dbus-daemon", "dbus-daemon");
         let dir = tempfile::Builder::new().prefix("bus-").tempdir().unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -64,11 +85,6 @@ impl PrivateBus {
 "#,
                 socket = socket.display(),
                 policy = policy.display(),
-                extra = if open {
-                    r#"<policy context="default"><allow own="*"/><allow send_type="method_call"/></policy>"#
-                } else {
-                    ""
-                }
             ),
         )
         .unwrap();
@@ -238,4 +254,213 @@ pub fn get<T: TryFrom<zbus::OwnedVariant>>(
     T::try_from(v)
         .ok()
         .unwrap_or_else(|| panic!("{key} has another type"))
+}
+
+/// What the fake polkit answers for a uid and an action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Authorized.
+    Allow,
+    /// Not authorized.
+    Deny,
+    /// Not authorized without authentication (`is_challenge`).
+    Challenge,
+    /// No answer until the check is cancelled (a slow polkit).
+    Hang,
+}
+
+/// One `CheckAuthorization` as the fake received it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolkitCheck {
+    /// The subject's uid, as the bus reports it for its bus name.
+    pub uid: u32,
+    pub action: String,
+    pub flags: u32,
+    pub cancellation_id: String,
+    /// The bus name that asked (the daemon).
+    pub asker: String,
+}
+
+#[derive(Default)]
+struct PolkitLog {
+    checks: Vec<PolkitCheck>,
+    /// Cancellation ids, with the bus name that cancelled.
+    cancels: Vec<(String, String)>,
+    hanging: HashMap<String, tokio::sync::oneshot::Sender<()>>,
+    /// The most checks that hung at once, per uid.
+    most_hanging: HashMap<u32, usize>,
+    hanging_by_uid: HashMap<u32, usize>,
+}
+
+type Decide = dyn Fn(u32, &str) -> Verdict + Send + Sync;
+
+struct Authority {
+    decide: Arc<Decide>,
+    log: Arc<Mutex<PolkitLog>>,
+}
+
+#[derive(Debug, zbus::DBusError)]
+#[zbus(prefix = "org.freedesktop.PolicyKit1.Error")]
+enum PolkitError {
+    #[zbus(error)]
+    ZBus(zbus::Error),
+    Failed(String),
+    Cancelled(String),
+}
+
+#[zbus::interface(name = "org.freedesktop.PolicyKit1.Authority")]
+impl Authority {
+    #[allow(clippy::too_many_arguments)]
+    async fn check_authorization(
+        &self,
+        subject: (String, HashMap<String, zbus::OwnedVariant>),
+        action_id: String,
+        _details: HashMap<String, String>,
+        flags: u32,
+        cancellation_id: String,
+        #[zbus(header)] header: zbus::message::Header<'_>,
+        #[zbus(connection)] conn: &zbus::Connection,
+    ) -> Result<(bool, bool, HashMap<String, String>), PolkitError> {
+        if subject.0 != "system-bus-name" {
+            return Err(PolkitError::Failed(format!(
+                "the fake knows bus names only, not {}",
+                subject.0
+            )));
+        }
+        let name = subject
+            .1
+            .get("name")
+            .and_then(|v| String::try_from(v.try_clone().ok()?).ok())
+            .ok_or_else(|| PolkitError::Failed("no name in the subject".into()))?;
+        let uid = zbus::fdo::DBusProxy::new(conn)
+            .await?
+            .get_connection_unix_user(zbus::names::BusName::try_from(name.as_str()).unwrap())
+            .await
+            .map_err(|e| PolkitError::Failed(e.to_string()))?;
+        let verdict = (self.decide)(uid, &action_id);
+        let asker = header.sender().map(|s| s.to_string()).unwrap_or_default();
+        let hang = {
+            let mut log = self.log.lock().unwrap();
+            log.checks.push(PolkitCheck {
+                uid,
+                action: action_id,
+                flags,
+                cancellation_id: cancellation_id.clone(),
+                asker,
+            });
+            (verdict == Verdict::Hang).then(|| {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                log.hanging.insert(cancellation_id.clone(), tx);
+                let n = log.hanging_by_uid.entry(uid).or_default();
+                *n += 1;
+                let n = *n;
+                let most = log.most_hanging.entry(uid).or_default();
+                *most = (*most).max(n);
+                rx
+            })
+        };
+        match verdict {
+            Verdict::Allow => Ok((true, false, HashMap::new())),
+            Verdict::Deny => Ok((false, false, HashMap::new())),
+            Verdict::Challenge => Ok((false, true, HashMap::new())),
+            Verdict::Hang => {
+                // Answers only when cancelled, as polkitd does for a check
+                // whose agent never replies.
+                let cancelled = hang.unwrap().await.is_ok();
+                if let Some(n) = self.log.lock().unwrap().hanging_by_uid.get_mut(&uid) {
+                    *n -= 1;
+                }
+                if cancelled {
+                    Err(PolkitError::Cancelled(
+                        "The authorization check was cancelled".into(),
+                    ))
+                } else {
+                    std::future::pending().await
+                }
+            }
+        }
+    }
+
+    async fn cancel_check_authorization(
+        &self,
+        cancellation_id: String,
+        #[zbus(header)] header: zbus::message::Header<'_>,
+    ) -> Result<(), PolkitError> {
+        let asker = header.sender().map(|s| s.to_string()).unwrap_or_default();
+        let mut log = self.log.lock().unwrap();
+        log.cancels.push((cancellation_id.clone(), asker));
+        match log.hanging.remove(&cancellation_id) {
+            Some(tx) => {
+                let _ = tx.send(());
+                Ok(())
+            }
+            None => Err(PolkitError::Failed(format!(
+                "no pending check with cancellation id {cancellation_id}"
+            ))),
+        }
+    }
+}
+
+/// A scripted polkit authority owning `org.freedesktop.PolicyKit1` on a
+/// [`PrivateBus::with_polkit`] bus: a real polkitd cannot be made slow or
+/// told what to answer. It records every check and cancellation.
+pub struct FakePolkit {
+    _conn: zbus::Connection,
+    log: Arc<Mutex<PolkitLog>>,
+}
+
+impl FakePolkit {
+    pub async fn start(
+        bus: &PrivateBus,
+        decide: impl Fn(u32, &str) -> Verdict + Send + Sync + 'static,
+    ) -> Self {
+        let log = Arc::new(Mutex::new(PolkitLog::default()));
+        let conn = zbus::connection::Builder::address(bus.address.as_str())
+            .serve_at(
+                "/org/freedesktop/PolicyKit1/Authority",
+                Authority {
+                    decide: Arc::new(decide),
+                    log: Arc::clone(&log),
+                },
+            )
+            .name("org.freedesktop.PolicyKit1")
+            .build()
+            .await
+            .unwrap();
+        Self { _conn: conn, log }
+    }
+
+    pub fn checks(&self) -> Vec<PolkitCheck> {
+        self.log.lock().unwrap().checks.clone()
+    }
+
+    /// Cancellation ids received, with who sent each.
+    pub fn cancels(&self) -> Vec<(String, String)> {
+        self.log.lock().unwrap().cancels.clone()
+    }
+
+    /// Checks hanging now.
+    pub fn hanging(&self) -> usize {
+        self.log.lock().unwrap().hanging.len()
+    }
+
+    /// The most checks of `uid` that hung at once.
+    pub fn most_hanging(&self, uid: u32) -> usize {
+        self.log
+            .lock()
+            .unwrap()
+            .most_hanging
+            .get(&uid)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Waits until `what` holds, at most `limit`.
+    pub async fn wait_for(&self, what: &str, limit: Duration, cond: impl Fn(&Self) -> bool) {
+        let start = Instant::now();
+        while !cond(self) {
+            assert!(start.elapsed() < limit, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
 }
