@@ -60,6 +60,7 @@ fn unreachable(bus: &BusArgs, e: &zbus::Error) -> Failure {
 }
 
 /// A method's error as one line; the daemon's own errors are status 1.
+/// (`NotAuthorized` says itself who may call, and how to become one.)
 fn call_failed(bus: &BusArgs, e: zbus::Error) -> Failure {
     let zbus::Error::MethodError(name, message, _) = &e else {
         return unreachable(bus, &e);
@@ -69,16 +70,31 @@ fn call_failed(bus: &BusArgs, e: zbus::Error) -> Failure {
         return unreachable(bus, &e);
     };
     let message = message.clone().unwrap_or_default();
-    let hint = match short {
-        "NotAuthorized" => {
-            " (run it with sudo, or join the group set as manage_group in /etc/fail2ban-healthd/config.toml)"
-        }
-        _ => "",
-    };
     Failure {
-        message: format!("{short}: {message}{hint}"),
+        message: format!("{short}: {message}"),
         status: 1,
     }
+}
+
+/// Calls a managing method. On a terminal the call carries D-Bus's
+/// `ALLOW_INTERACTIVE_AUTHORIZATION` flag, so that polkit may ask for a
+/// password through the session's authentication agent; from a script it
+/// does not, and polkit answers at once.
+async fn call_managing<B, R>(p: &Health1Proxy<'_>, method: &str, body: &B) -> zbus::Result<R>
+where
+    B: serde::Serialize + zbus::zvariant::DynamicType,
+    R: for<'d> zbus::zvariant::DynamicDeserialize<'d>,
+{
+    use std::io::IsTerminal as _;
+    let flags = if std::io::stdin().is_terminal() {
+        zbus::proxy::MethodFlags::ALLOW_INTERACTIVE_AUTH
+    } else {
+        zbus::proxy::MethodFlags::empty()
+    };
+    p.inner()
+        .call_with_flags(method, flags, body)
+        .await?
+        .ok_or_else(|| zbus::Error::Failure(format!("{method} sent no reply")))
 }
 
 async fn connect(bus: &BusArgs) -> Result<(zbus::Connection, Health1Proxy<'static>), Failure> {
@@ -524,8 +540,7 @@ pub async fn watch(bus: &BusArgs, as_json: bool) -> Result<u8, Failure> {
 /// The daemon refused or could not be asked.
 pub async fn activate(bus: &BusArgs, jail: &str) -> Result<u8, Failure> {
     let (_conn, p) = connect(bus).await?;
-    let at = p
-        .register_activation(jail)
+    let at: u64 = call_managing(&p, "RegisterActivation", &(jail,))
         .await
         .map_err(|e| call_failed(bus, e))?;
     println!(
@@ -541,7 +556,7 @@ pub async fn activate(bus: &BusArgs, jail: &str) -> Result<u8, Failure> {
 /// The daemon refused or could not be asked.
 pub async fn dismiss(bus: &BusArgs) -> Result<u8, Failure> {
     let (_conn, p) = connect(bus).await?;
-    p.dismiss_recovery()
+    call_managing::<_, ()>(&p, "DismissRecovery", &())
         .await
         .map_err(|e| call_failed(bus, e))?;
     println!("dismissed the recovery record");
@@ -554,7 +569,10 @@ pub async fn dismiss(bus: &BusArgs) -> Result<u8, Failure> {
 /// The daemon refused or could not be asked.
 pub async fn rollback(bus: &BusArgs, as_json: bool) -> Result<u8, Failure> {
     let (_conn, p) = connect(bus).await?;
-    let result = p.rollback().await.map_err(|e| call_failed(bus, e))?;
+    let result: std::collections::HashMap<String, zbus::OwnedVariant> =
+        call_managing(&p, "Rollback", &())
+            .await
+            .map_err(|e| call_failed(bus, e))?;
     let jail = field::<&str>(&result, "JailName").unwrap_or("").to_owned();
     let online = field::<bool>(&result, "Online").unwrap_or(false);
     let jails = field::<u32>(&result, "ActiveJails").unwrap_or(0);

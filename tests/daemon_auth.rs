@@ -519,3 +519,49 @@ fn an_unknown_rollback_group_is_a_one_line_error_and_exit_2() {
     assert!(err.contains("rollback_group"), "{err}");
     assert!(err.contains("no-such-group-here"), "{err}");
 }
+
+/// The command-line client asks polkit for interaction only on a terminal
+/// (here a pseudo-terminal from `script`), never from a script; its hint
+/// names the group of the right that was missing.
+#[tokio::test]
+async fn the_client_allows_interaction_only_on_a_terminal() {
+    let t = tools();
+    let script = common::require_program("script", "bsdutils");
+    let bus = PrivateBus::with_polkit();
+    let polkit = FakePolkit::start(&bus, |uid, _| match uid {
+        1 => Verdict::Allow,
+        _ => Verdict::Deny,
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let _d = daemon(&bus, &dir, &[]).await;
+    let exe = env!("CARGO_BIN_EXE_fail2ban-healthd");
+    let words = format!("{exe} activate alpha --bus-address {}", bus.address);
+
+    let mut on_tty = t.as_user(1, 1);
+    on_tty.arg(&script).args(["-qec", &words, "/dev/null"]);
+    let (out, _) = run(on_tty).await;
+    assert!(out.status.success(), "{out:?}");
+    let mut piped = t.as_user(1, 1);
+    piped.args(words.split(' '));
+    let (out, _) = run(piped).await;
+    assert!(out.status.success(), "{out:?}");
+    let flags: Vec<u32> = polkit.checks().iter().map(|c| c.flags).collect();
+    assert_eq!(flags, [1, 0], "terminal, then no terminal");
+
+    let mut denied = t.as_user(65534, 65534);
+    denied
+        .arg(exe)
+        .args(["rollback", "--bus-address", &bus.address]);
+    let (out, _) = run(denied).await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("fail2ban-healthd: NotAuthorized")
+            && err.contains("rollback_group")
+            && err.contains("sudo")
+            && err.contains("org.fail2ban_healthd.rollback"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
