@@ -350,3 +350,31 @@ fn classify_connect(path: &Path, e: io::Error) -> Error {
         _ => Error::Connect { path, source: e },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_processs_own_shortages_are_local() {
+        let path = Path::new("/run/fail2ban/fail2ban.sock");
+        for errno in [
+            nix::libc::EMFILE,
+            nix::libc::ENFILE,
+            nix::libc::ENOBUFS,
+            nix::libc::ENOMEM,
+        ] {
+            let e = classify_connect(path, io::Error::from_raw_os_error(errno));
+            assert!(e.is_local(), "{errno}: {e:?}");
+            assert!(e.to_string().contains("own failure, not fail2ban's"), "{e}");
+        }
+        for errno in [
+            nix::libc::ECONNREFUSED,
+            nix::libc::ENOENT,
+            nix::libc::EACCES,
+        ] {
+            let e = classify_connect(path, io::Error::from_raw_os_error(errno));
+            assert!(!e.is_local(), "{errno}: {e:?}");
+        }
+    }
+}

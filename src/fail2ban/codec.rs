@@ -552,4 +552,52 @@ mod tests {
         assert!(counter(&Value::I64(-1), "x").is_err());
         assert!(counter(&Value::String("1".into()), "x").is_err());
     }
+
+    #[test]
+    fn versions_must_be_short_printable_text() {
+        let v = |s: &str| parse_version(&Value::String(s.into()));
+        assert_eq!(v("1.0.2"), Ok("1.0.2".into()));
+        assert!(v(&"1".repeat(MAX_VERSION)).is_ok());
+        for bad in ["", "1.0.2\0\nMAINPID=1", "1\u{7f}", "1\u{2028}"] {
+            let e = v(bad).unwrap_err();
+            assert!(crate::text::printable(&e.to_string()), "{e}");
+        }
+        assert!(v(&"1".repeat(MAX_VERSION + 1)).is_err());
+    }
+
+    #[test]
+    fn jail_lists_keep_only_contract_names() {
+        let list = |s: &str| {
+            parse_jail_list(&Value::List(vec![Value::Tuple(vec![
+                Value::String("Jail list".into()),
+                Value::String(s.into()),
+            ])]))
+        };
+        assert_eq!(
+            list("sshd, nginx-1"),
+            Ok(vec!["sshd".into(), "nginx-1".into()])
+        );
+        assert_eq!(list(""), Ok(vec![]));
+        for bad in ["sshd, a\nb", "sshd,\tx", "-x", "a b"] {
+            let e = list(bad).unwrap_err();
+            assert!(e.to_string().contains("invalid jail name"), "{bad:?}: {e}");
+            assert!(crate::text::printable(&e.to_string()), "{e}");
+        }
+    }
+
+    #[test]
+    fn exception_messages_are_cut_and_cleaned() {
+        let long = Value::Tuple(vec![Value::String("a\n".repeat(10_000))]);
+        let m = exception_message(&long);
+        assert!(m.len() <= MAX_MESSAGE + '…'.len_utf8(), "{}", m.len());
+        assert!(m.starts_with("a\\u{a}a"), "{m}");
+        assert!(crate::text::printable(&m));
+        // Many arguments stop being joined once the cap is reached.
+        let many = Value::Tuple(vec![Value::String("x".repeat(200)); 10_000]);
+        assert!(exception_message(&many).len() <= MAX_MESSAGE + '…'.len_utf8());
+        assert_eq!(
+            exception_message(&Value::Tuple(vec![Value::String("nosuchjail".into())])),
+            "nosuchjail"
+        );
+    }
 }
