@@ -43,6 +43,11 @@ pub struct Limits {
 /// The cost of one decoded object, about the size of a decoded value.
 pub const NODE_COST: u64 = 48;
 
+/// What serde-pickle allocates at each `MARK`: a new stack of 128 values
+/// (32 bytes each), kept as the items of a list, tuple or frozenset built
+/// from it.
+pub const MARK_COST: u64 = 128 * 32;
+
 /// The longest integer accepted, in bytes: digits of a text `INT` or
 /// `LONG`, bytes of a binary `LONG1` or `LONG4` (256 bits). fail2ban's
 /// counters fit in 8.
@@ -128,6 +133,13 @@ impl Budget {
         self.used.cost.store(cost, Ordering::Relaxed);
         Ok(())
     }
+
+    /// Gives back `bytes` charged for memory serde-pickle has freed again
+    /// (a mark's stack whose items went elsewhere).
+    fn refund(&self, bytes: u64) {
+        let cost = self.used_cost().saturating_sub(bytes);
+        self.used.cost.store(cost, Ordering::Relaxed);
+    }
 }
 
 /// What the decoded value of an accepted pickle holds at most.
@@ -136,7 +148,8 @@ pub struct Estimate {
     /// Values, each element, dict key and dict value counted once,
     /// references expanded.
     pub objects: u64,
-    /// String, bytes and integer payload bytes.
+    /// String, bytes and integer payload bytes, and [`MARK_COST`] for
+    /// each list, tuple or frozenset that keeps a mark's stack.
     pub bytes: u64,
     /// Nesting: 1 for a scalar, 1 + the deepest item for a container.
     pub depth: u32,
@@ -264,8 +277,11 @@ struct Cont {
     items: Vec<V>,
     /// Objects held, this one included, references not expanded.
     nodes: u64,
-    /// Payload bytes held, references not expanded.
+    /// Payload bytes held, references not expanded, with [`MARK_COST`]
+    /// for each container built from a mark's stack.
     bytes: u64,
+    /// [`MARK_COST`] when this container's items are a mark's stack.
+    extra: u64,
     /// Nesting, references counting 1.
     depth: u32,
 }
@@ -383,12 +399,23 @@ impl Machine<'_> {
 
     /// A container of `items` (moved, not copied); pays for itself.
     fn cont(&self, kind: CK, items: Vec<V>) -> Check<V> {
-        self.budget.charge(1, 0)?;
+        self.cont_extra(kind, items, 0)
+    }
+
+    /// A container whose items are the stack a mark saved: it keeps that
+    /// stack's allocation.
+    fn cont_of_mark(&self, kind: CK, items: Vec<V>) -> Check<V> {
+        self.cont_extra(kind, items, MARK_COST)
+    }
+
+    fn cont_extra(&self, kind: CK, items: Vec<V>, extra: u64) -> Check<V> {
+        self.budget.charge(1, extra)?;
         let mut c = Cont {
             kind,
             items: Vec::new(),
             nodes: 1,
-            bytes: 0,
+            bytes: extra,
+            extra,
             depth: 1,
         };
         for v in &items {
@@ -424,9 +451,11 @@ impl Machine<'_> {
     }
 
     /// `pop_mark`: the items above the topmost mark; the stack below it
-    /// comes back.
+    /// comes back. The mark's stack is paid for again only by a container
+    /// that keeps it ([`Machine::cont_of_mark`]).
     fn pop_mark(&mut self) -> Check<Vec<V>> {
         let below = self.stacks.pop().ok_or("no mark on the stack")?;
+        self.budget.refund(MARK_COST);
         Ok(std::mem::replace(&mut self.stack, below))
     }
 
@@ -489,7 +518,10 @@ impl Machine<'_> {
         Ok(())
     }
 
+    /// Moves the top into memo slot `id` and pushes a reference to it
+    /// (one more value, and a memo entry, paid for).
     fn memoize(&mut self, id: u32) -> Check<()> {
+        self.budget.charge(1, 0)?;
         let mut item = self.pop()?;
         if let V::Ref(r) = item {
             let target = self.memo.get(&r).ok_or("a memo reference to nothing")?;
@@ -504,6 +536,8 @@ impl Machine<'_> {
         if !self.memo.contains_key(&id) {
             return Err("a memo reference to nothing".into());
         }
+        // A reference is a value on serde-pickle's stack too.
+        self.budget.charge(1, 0)?;
         self.stack.push(V::Ref(id));
         Ok(())
     }
@@ -601,8 +635,9 @@ impl Machine<'_> {
                 }
                 // STOP
                 b'.' => return self.pop(),
-                // MARK
+                // MARK: serde-pickle allocates a new stack.
                 b'(' => {
+                    self.budget.charge(1, MARK_COST)?;
                     let below = std::mem::take(&mut self.stack);
                     self.stacks.push(below);
                 }
@@ -784,7 +819,7 @@ impl Machine<'_> {
                         b'l' => CK::List,
                         _ => CK::FrozenSet,
                     };
-                    let v = self.cont(kind, items)?;
+                    let v = self.cont_of_mark(kind, items)?;
                     self.stack.push(v);
                 }
                 b']' | b'}' | b'\x8f' => {
@@ -851,13 +886,13 @@ impl Machine<'_> {
                     self.line()?;
                     self.line()?;
                     let args = self.pop_mark()?;
-                    let v = self.cont(CK::Tuple, args)?;
+                    let v = self.cont_of_mark(CK::Tuple, args)?;
                     self.stack.push(v);
                 }
                 b'o' => {
                     let args = self.pop_mark()?;
                     self.pop()?;
-                    let v = self.cont(CK::Tuple, args)?;
+                    let v = self.cont_of_mark(CK::Tuple, args)?;
                     self.stack.push(v);
                 }
                 b'\x81' => {
@@ -941,6 +976,7 @@ fn scan(v: &V, above: u32, in_key: bool, out: &mut Scan) -> Check<()> {
         V::Global(_) => return Err("an unresolved global".into()),
         V::C(c) => {
             out.objects = out.objects.saturating_add(1);
+            out.bytes = out.bytes.saturating_add(c.extra);
             for (i, item) in c.items.iter().enumerate() {
                 let key = in_key
                     || matches!(c.kind, CK::Set | CK::FrozenSet)
@@ -1222,11 +1258,35 @@ mod tests {
         let mut p = b"(".to_vec();
         p.extend(b"N".repeat(600_000));
         p.extend(b"l.");
-        let e = refused(&p);
+        let roomy = Limits {
+            max_expanded: u64::MAX,
+            ..Limits::default()
+        };
+        let e = check(&p, &Budget::new(roomy)).unwrap_err();
         assert!(
             matches!(&e, Refusal::Limit(m) if m.contains("objects")),
             "{e}"
         );
+    }
+
+    /// What serde-pickle holds while reading, even if the value is small:
+    /// a 128-value stack per MARK, a value per reference left on the stack.
+    #[test]
+    fn what_the_stack_holds_is_paid_for() {
+        let mut marks = b"N".to_vec();
+        marks.extend(b"(".repeat(1 << 20));
+        marks.push(b'.');
+        assert!(!serde_ok(b"N(((."));
+        let e = refused(&marks);
+        assert!(matches!(e, Refusal::Limit(_)), "{e}");
+        // Marks that are closed at once build lists that keep the stack.
+        let lists = b"(Nl".repeat(100_000);
+        assert!(matches!(refused(&lists), Refusal::Limit(_)));
+        // References piled on the stack under a small top.
+        let mut refs = b"Nq\x00".to_vec();
+        refs.extend(b"h\x00".repeat(1 << 20));
+        refs.push(b'.');
+        assert!(matches!(refused(&refs), Refusal::Limit(_)));
     }
 
     #[test]
@@ -1382,7 +1442,7 @@ mod tests {
             ok(p),
             Estimate {
                 objects: 6,
-                bytes: 0,
+                bytes: 3 * MARK_COST,
                 depth: 3
             }
         );
