@@ -22,6 +22,8 @@ pub enum Action {
     SendAndClose(Vec<u8>),
     /// Send `chunk` over and over, never a terminator, until the peer leaves.
     Flood(Vec<u8>),
+    /// Wait this long, then send these bytes.
+    SendAfter(Duration, Vec<u8>),
 }
 
 type Handler = dyn Fn(&[String]) -> Action + Send + Sync;
@@ -145,6 +147,12 @@ async fn serve(
                         return;
                     }
                     tokio::time::sleep(interval).await;
+                }
+            }
+            Action::SendAfter(delay, bytes) => {
+                tokio::time::sleep(delay).await;
+                if stream.write_all(&bytes).await.is_err() {
+                    return;
                 }
             }
             Action::SendAndClose(bytes) => {
