@@ -36,7 +36,8 @@ pub enum Command {
     /// Probe fail2ban once over its control socket and print what it reports.
     ///
     /// Exit status: 0 when fail2ban is online, 1 when it is offline,
-    /// 2 on bad usage.
+    /// 2 on bad usage, 3 when this process could not probe (out of file
+    /// descriptors or memory).
     Probe(ProbeArgs),
     /// Run the daemon: probe fail2ban, attribute crashes to activations,
     /// publish on D-Bus. Flags override the configuration file.
@@ -321,15 +322,30 @@ pub struct ProbeReport<'a> {
     pub version: &'a str,
     /// Per-jail counters, sorted by name; empty while offline.
     pub jails: &'a [JailStats],
-    /// `null` while online, otherwise a name such as `"socket_missing"`.
+    /// `null` while online or after a local failure, otherwise a name such
+    /// as `"socket_missing"`.
     pub offline_reason: Option<&'static str>,
     /// The D-Bus contract's number for `offline_reason` (`0` while online).
     pub offline_reason_code: u32,
     /// `null` while online, otherwise the error in words.
     pub error: Option<String>,
+    /// Whether the probe failed for want of this process's own resources
+    /// (then `offline_reason` is `null`: nothing is known about fail2ban).
+    pub local_error: bool,
     /// The socket that was probed.
     pub socket: String,
 }
+
+/// The exit status of `probe` when the probe itself failed (this process
+/// ran out of file descriptors, kernel buffers or memory): nothing is
+/// known about fail2ban.
+pub const EXIT_LOCAL_FAILURE: u8 = 3;
+
+/// The longest jail name printed, in bytes (the contract allows 128).
+const MAX_NAME_TEXT: usize = 128;
+
+/// The longest error message `probe` prints, in bytes.
+const MAX_ERROR_TEXT: usize = 1024;
 
 /// Runs `probe` and returns the process's exit status.
 pub async fn probe(args: ProbeArgs) -> ExitCode {
@@ -338,13 +354,23 @@ pub async fn probe(args: ProbeArgs) -> ExitCode {
         timeout: args.timeout,
         max_reply: codec::DEFAULT_MAX_REPLY,
     };
+    // (reason, message, whether the failure is this process's own)
     let outcome = match systemd_says_offline(&args).await {
-        Some(offline) => Err(offline),
+        Some((reason, message)) => Err((reason, message, false)),
         None => fail2ban::probe_once(&config)
             .await
-            .map_err(|e| (e.offline_reason(), error_chain(&e))),
+            .map_err(|e| (e.offline_reason(), error_chain(&e), e.is_local())),
     };
-    let socket = config.socket.display().to_string();
+    // Whatever came from outside (fail2ban, systemd, the command line) is
+    // printed without control characters.
+    let outcome = outcome.map_err(|(reason, message, local)| {
+        (
+            reason,
+            crate::text::clean(&message, MAX_ERROR_TEXT).into_owned(),
+            local,
+        )
+    });
+    let socket = crate::text::clean(&config.socket.display().to_string(), 256).into_owned();
     let empty = ServerStatus {
         version: String::new(),
         jails: Vec::new(),
@@ -353,14 +379,20 @@ pub async fn probe(args: ProbeArgs) -> ExitCode {
         Ok(status) => (status, None),
         Err(e) => (&empty, Some(e)),
     };
+    let local = error.is_some_and(|(_, _, local)| *local);
     if args.json {
         let report = ProbeReport {
             online: error.is_none(),
-            version: &status.version,
+            version: &crate::text::clean(&status.version, codec::MAX_VERSION),
             jails: &status.jails,
-            offline_reason: error.map(|(reason, _)| reason.as_str()),
-            offline_reason_code: error.map_or(0, |(reason, _)| reason.code()),
-            error: error.map(|(_, message)| message.clone()),
+            offline_reason: error
+                .filter(|_| !local)
+                .map(|(reason, _, _)| reason.as_str()),
+            offline_reason_code: error
+                .filter(|_| !local)
+                .map_or(0, |(reason, _, _)| reason.code()),
+            error: error.map(|(_, message, _)| message.clone()),
+            local_error: local,
             socket,
         };
         // Serialising plain strings and numbers cannot fail.
@@ -368,13 +400,18 @@ pub async fn probe(args: ProbeArgs) -> ExitCode {
     } else {
         match error {
             None => print!("{}", render_table(status, &socket)),
-            Some((reason, message)) => println!("fail2ban is offline ({reason}): {message}"),
+            Some((_, message, true)) => {
+                println!("fail2ban-healthd could not probe fail2ban: {message}");
+            }
+            Some((reason, message, false)) => {
+                println!("fail2ban is offline ({reason}): {message}");
+            }
         }
     }
-    if error.is_none() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
+    match error {
+        None => ExitCode::SUCCESS,
+        Some((_, _, true)) => ExitCode::from(EXIT_LOCAL_FAILURE),
+        Some(_) => ExitCode::FAILURE,
     }
 }
 
@@ -396,7 +433,7 @@ pub fn render_table(status: &ServerStatus, socket: &str) -> String {
     let _ = writeln!(
         out,
         "fail2ban {} is online with {} jail{} (socket {socket})",
-        status.version,
+        crate::text::clean(&status.version, codec::MAX_VERSION),
         status.jails.len(),
         if status.jails.len() == 1 { "" } else { "s" }
     );
@@ -412,9 +449,15 @@ pub fn jail_rows(jails: &[JailStats]) -> String {
         return out;
     }
     let headers = ["JAIL", "FAILED", "TOTAL FAILED", "BANNED", "TOTAL BANNED"];
-    let width = jails
+    // Names come from fail2ban or the bus: printed without control
+    // characters whatever they hold.
+    let names: Vec<_> = jails
         .iter()
-        .map(|j| j.name.chars().count())
+        .map(|j| crate::text::clean(&j.name, MAX_NAME_TEXT))
+        .collect();
+    let width = names
+        .iter()
+        .map(|n| n.chars().count())
         .chain([headers[0].len()])
         .max()
         .unwrap_or(0);
@@ -423,11 +466,11 @@ pub fn jail_rows(jails: &[JailStats]) -> String {
         "{:<width$}  {:>6}  {:>12}  {:>6}  {:>12}",
         headers[0], headers[1], headers[2], headers[3], headers[4]
     );
-    for j in jails {
+    for (j, name) in jails.iter().zip(&names) {
         let _ = writeln!(
             out,
             "{:<width$}  {:>6}  {:>12}  {:>6}  {:>12}",
-            j.name, j.currently_failed, j.total_failed, j.currently_banned, j.total_banned
+            name, j.currently_failed, j.total_failed, j.currently_banned, j.total_banned
         );
     }
     out

@@ -20,6 +20,15 @@ use crate::bus::proxy::Health1Proxy;
 use crate::bus::{INTERFACE, NAME, PATH};
 use crate::health::{JailStats, OfflineReason};
 
+/// The longest text from the bus printed, in bytes.
+const MAX_BUS_TEXT: usize = 1024;
+
+/// Text from the bus as printed: no control characters (they are
+/// escaped), at most [`MAX_BUS_TEXT`] bytes.
+fn clean(s: &str) -> String {
+    crate::text::clean(s, MAX_BUS_TEXT).into_owned()
+}
+
 /// Which bus the daemon is on.
 #[derive(Debug, Clone, Args)]
 pub struct BusArgs {
@@ -51,10 +60,10 @@ pub struct Failure {
 
 fn unreachable(bus: &BusArgs, e: &zbus::Error) -> Failure {
     Failure {
-        message: format!(
+        message: clean(&format!(
             "cannot reach fail2ban-healthd on {}: {e} (is it running? systemctl status fail2ban-healthd)",
             bus.describe()
-        ),
+        )),
         status: 2,
     }
 }
@@ -69,7 +78,7 @@ fn call_failed(bus: &BusArgs, e: zbus::Error) -> Failure {
     let Some(short) = full.strip_prefix(concat!("org.fail2ban_healthd.Health1", ".Error.")) else {
         return unreachable(bus, &e);
     };
-    let message = message.clone().unwrap_or_default();
+    let message = clean(message.as_deref().unwrap_or_default());
     Failure {
         message: format!("{short}: {message}"),
         status: 1,
@@ -145,7 +154,7 @@ pub fn to_json(v: &Variant<'_>) -> Value {
         Variant::I64(x) => json!(x),
         Variant::U64(x) => json!(x),
         Variant::F64(x) => json!(x),
-        Variant::Str(s) => json!(s.as_str()),
+        Variant::Str(s) => json!(clean(s.as_str())),
         Variant::Signature(s) => json!(s.to_string()),
         Variant::ObjectPath(p) => json!(p.as_str()),
         Variant::Variant(inner) => to_json(inner),
@@ -154,7 +163,7 @@ pub fn to_json(v: &Variant<'_>) -> Value {
             let mut map = serde_json::Map::new();
             for (k, v) in d.iter() {
                 let key = match k {
-                    Variant::Str(s) => s.as_str().to_owned(),
+                    Variant::Str(s) => clean(s.as_str()),
                     other => to_json(other).to_string(),
                 };
                 map.insert(key, to_json(v));
@@ -178,6 +187,14 @@ fn strings(d: &Dict, key: &str) -> Vec<String> {
         .and_then(|v| v.try_clone().ok())
         .and_then(|v| Vec::<String>::try_from(v).ok())
         .unwrap_or_default()
+        .iter()
+        .map(|s| clean(s))
+        .collect()
+}
+
+/// A string field as printed (see [`clean`]); `""` when absent.
+fn text(d: &Dict, key: &str) -> String {
+    clean(field::<&str>(d, key).unwrap_or(""))
 }
 
 fn reason_name(code: u32) -> &'static str {
@@ -201,7 +218,7 @@ fn record_json(r: &Dict) -> Value {
     let cause = field::<u32>(r, "Cause").unwrap_or(0);
     let reason = field::<u32>(r, "OfflineReason").unwrap_or(0);
     json!({
-        "jail": field::<&str>(r, "JailName").unwrap_or(""),
+        "jail": text(r, "JailName"),
         "activated_at_usec": field::<u64>(r, "ActivatedAt").unwrap_or(0),
         "detected_at_usec": field::<u64>(r, "DetectedAt").unwrap_or(0),
         "recovered": field::<bool>(r, "Recovered").unwrap_or(false),
@@ -212,7 +229,7 @@ fn record_json(r: &Dict) -> Value {
         "offline_reason": (reason != 0).then(|| reason_name(reason)),
         "suspect_jails": strings(r, "SuspectJails"),
         "vanished_jails": strings(r, "VanishedJails"),
-        "unit_result": field::<&str>(r, "UnitResult"),
+        "unit_result": field::<&str>(r, "UnitResult").map(clean),
         "exit_status": field::<i32>(r, "ExitStatus"),
         "rolled_back": field::<bool>(r, "RolledBack").unwrap_or(false),
     })
@@ -254,11 +271,11 @@ async fn read_status(conn: &zbus::Connection) -> zbus::Result<Status> {
     Ok(Status {
         online: typed("Online", take("Online")?)?,
         reason: typed("OfflineReason", take("OfflineReason")?)?,
-        version: typed("Version", take("Version")?)?,
+        version: clean(&typed::<String>("Version", take("Version")?)?),
         jails: jails
             .into_iter()
             .map(|(name, cf, tf, cb, tb)| JailStats {
-                name,
+                name: clean(&name),
                 currently_failed: cf,
                 total_failed: tf,
                 currently_banned: cb,
@@ -270,7 +287,7 @@ async fn read_status(conn: &zbus::Connection) -> zbus::Result<Status> {
         record: typed("PendingRecovery", take("PendingRecovery")?)?,
         interval: typed("ProbeIntervalUSec", take("ProbeIntervalUSec")?)?,
         window: typed("CrashWindowUSec", take("CrashWindowUSec")?)?,
-        socket: typed("SocketPath", take("SocketPath")?)?,
+        socket: clean(&typed::<String>("SocketPath", take("SocketPath")?)?),
     })
 }
 
@@ -279,7 +296,7 @@ fn status_json(s: &Status) -> Value {
         Value::Null
     } else {
         json!({
-            "jail": field::<&str>(&s.activation, "JailName").unwrap_or(""),
+            "jail": text(&s.activation, "JailName"),
             "activated_at_usec": field::<u64>(&s.activation, "ActivatedAt").unwrap_or(0),
         })
     };
@@ -369,7 +386,7 @@ fn status_text(s: &Status) -> String {
     } else {
         format!(
             "{} at {}",
-            field::<&str>(&s.activation, "JailName").unwrap_or(""),
+            text(&s.activation, "JailName"),
             time(field::<u64>(&s.activation, "ActivatedAt").unwrap_or(0)).unwrap_or_default()
         )
     };
@@ -422,7 +439,7 @@ fn signal_json(msg: &zbus::Message) -> Option<Value> {
     let args = match member.as_str() {
         "CameOnline" => {
             let (version,): (String,) = body.deserialize().ok()?;
-            json!({ "version": version })
+            json!({ "version": clean(&version) })
         }
         "WentOffline" => {
             let (reason,): (u32,) = body.deserialize().ok()?;
@@ -432,7 +449,7 @@ fn signal_json(msg: &zbus::Message) -> Option<Value> {
             let (jail, activated_at, detected_at, cause): (String, u64, u64, u32) =
                 body.deserialize().ok()?;
             json!({
-                "jail_name": jail,
+                "jail_name": clean(&jail),
                 "activated_at": activated_at,
                 "detected_at": detected_at,
                 "cause": cause,
@@ -441,7 +458,7 @@ fn signal_json(msg: &zbus::Message) -> Option<Value> {
         }
         "RecoveryResolved" => {
             let (jail, recovered_at): (String, u64) = body.deserialize().ok()?;
-            json!({ "jail_name": jail, "recovered_at": recovered_at })
+            json!({ "jail_name": clean(&jail), "recovered_at": recovered_at })
         }
         "PropertiesChanged" => {
             let (interface, changed, invalidated): (String, Dict, Vec<String>) =
@@ -453,8 +470,9 @@ fn signal_json(msg: &zbus::Message) -> Option<Value> {
             let mut names: Vec<_> = changed.keys().collect();
             names.sort();
             for name in names {
-                map.insert(name.clone(), to_json(&changed[name]));
+                map.insert(clean(name), to_json(&changed[name]));
             }
+            let invalidated: Vec<String> = invalidated.iter().map(|s| clean(s)).collect();
             json!({ "changed": map, "invalidated": invalidated })
         }
         _ => return None,
@@ -573,10 +591,10 @@ pub async fn rollback(bus: &BusArgs, as_json: bool) -> Result<u8, Failure> {
         call_managing(&p, "Rollback", &())
             .await
             .map_err(|e| call_failed(bus, e))?;
-    let jail = field::<&str>(&result, "JailName").unwrap_or("").to_owned();
+    let jail = text(&result, "JailName");
     let online = field::<bool>(&result, "Online").unwrap_or(false);
     let jails = field::<u32>(&result, "ActiveJails").unwrap_or(0);
-    let dropin = field::<&str>(&result, "DropInPath").unwrap_or("");
+    let dropin = text(&result, "DropInPath");
     if as_json {
         println!(
             "{}",

@@ -193,3 +193,154 @@ fn every_fuzz_finding_is_tested() {
         ]
     );
 }
+
+/// The binary's `probe --json --timeout SECS` against a fake answering
+/// every request with `reply`.
+async fn probe_hostile(reply: Vec<u8>, timeout: &str) -> (common::fake::ProbeRun, FakeServer) {
+    let server = FakeServer::start(move |_| Action::Send(reply.clone()));
+    let socket = server.socket.clone();
+    let timeout = timeout.to_owned();
+    let run = tokio::task::spawn_blocking(move || {
+        common::fake::run_probe(&socket, &["--json", "--timeout", &timeout], &[])
+    })
+    .await
+    .unwrap();
+    (run, server)
+}
+
+/// A reply holding one integer of 2 000 000 decimal digits, as text
+/// (`INT`, `LONG`) and in binary (`LONG4`, the same magnitude in 830 483
+/// bytes), decoded by serde-pickle in quadratic time: refused at once,
+/// and `probe --timeout 2` answers well within its deadline.
+#[tokio::test]
+async fn a_two_million_digit_integer_is_refused_within_the_deadline() {
+    let digits = "9".repeat(2_000_000);
+    let mut long4 = b"\x8b".to_vec();
+    long4.extend(830_483u32.to_le_bytes());
+    long4.extend(vec![0x5a; 830_483]);
+    let forms = [
+        ("INT", format!("I{digits}\n").into_bytes()),
+        ("LONG", format!("L{digits}L\n").into_bytes()),
+        ("LONG4", long4),
+    ];
+    for (name, int) in forms {
+        let (run, _server) = probe_hostile(common::fake::raw_reply(0, &int), "2").await;
+        assert_eq!(run.status, Some(1), "{name}: {run:?}");
+        let report = run.json();
+        assert_eq!(
+            report["offline_reason"], "protocol_error",
+            "{name}: {report}"
+        );
+        let error = report["error"].as_str().unwrap();
+        assert!(error.contains("an integer of"), "{name}: {error}");
+        assert!(
+            run.elapsed < Duration::from_millis(1500),
+            "{name}: took {:?} for a 2 s deadline",
+            run.elapsed
+        );
+    }
+}
+
+/// 32 jails, each answering `status JAIL short` with a 1 MiB string
+/// referenced 8 times (each reply 8 MiB once decoded, which alone is
+/// allowed): the probe's budget spans all its replies, so the probe is
+/// refused after the first few, and the binary's peak memory stays far
+/// below the 256 MiB the 32 decoded replies would take.
+#[tokio::test]
+async fn thirty_two_large_replies_are_refused_by_the_probe_budget() {
+    let mut big = b"(".to_vec();
+    big.extend(common::fake::pickled_str(&"a".repeat(1 << 20)));
+    big.extend(b"\x94");
+    big.extend(b"h\x00".repeat(7));
+    big.push(b'l');
+    let big = common::fake::raw_reply(0, &big);
+    // One such reply alone decodes.
+    let mut frame = codec::FrameBuffer::new(codec::DEFAULT_MAX_REPLY);
+    frame.push(&big).unwrap();
+    assert!(codec::decode_reply(&frame.next_frame().unwrap().unwrap()).is_ok());
+
+    let names: Vec<String> = (0..32).map(|i| format!("j{i:02}")).collect();
+    let list = names.join(", ");
+    let server = FakeServer::start(move |r| match r.first().map(String::as_str) {
+        Some("version") => Action::Send(common::fixture("1.0.2", "version")),
+        Some("status") if r.len() == 1 => {
+            Action::Send(common::fake::ok_reply(serde_pickle::Value::List(vec![
+                serde_pickle::Value::Tuple(vec![
+                    serde_pickle::Value::String("Number of jail".into()),
+                    serde_pickle::Value::I64(32),
+                ]),
+                serde_pickle::Value::Tuple(vec![
+                    serde_pickle::Value::String("Jail list".into()),
+                    serde_pickle::Value::String(list.clone()),
+                ]),
+            ])))
+        }
+        Some("status") => Action::Send(big.clone()),
+        _ => Action::Send(common::fixture("1.0.2", "invalid-command")),
+    });
+    let socket = server.socket.clone();
+    let run = tokio::task::spawn_blocking(move || {
+        common::fake::run_probe(&socket, &["--json", "--timeout", "20"], &[])
+    })
+    .await
+    .unwrap();
+    assert_eq!(run.status, Some(1), "{run:?}");
+    let report = run.json();
+    assert_eq!(report["offline_reason"], "protocol_error", "{report}");
+    assert!(
+        report["error"]
+            .as_str()
+            .unwrap()
+            .contains("the replies would expand past"),
+        "{report}"
+    );
+    // Several replies were answered before the refusal (the fake answers
+    // one request after the other, and stops when the probe leaves): the
+    // refusal came from the budget of the whole probe, not from one reply.
+    let asked = server
+        .requests()
+        .iter()
+        .filter(|r| r.len() == 3 && r[0] == "status")
+        .count();
+    assert!(asked >= 3, "{asked} replies");
+    assert!(
+        run.peak_rss_kib < 128 * 1024,
+        "peak RSS {} KiB",
+        run.peak_rss_kib
+    );
+}
+
+/// An exception whose message is 1 MiB of text laced with control
+/// characters: the probe's output keeps a few hundred bytes of it, with
+/// the control characters escaped, in text and in JSON.
+#[tokio::test]
+async fn an_oversize_exception_text_is_cut_and_cleaned() {
+    let message = "bad\n\x1b[31mMAINPID=1\0\u{85}".repeat(1 << 16);
+    let mut exception = b"\x8c\x08builtins\x8c\x09Exception\x93".to_vec();
+    exception.extend(common::fake::pickled_str(&message));
+    exception.extend(b"\x85R");
+    let reply = common::fake::raw_reply(1, &exception);
+    let (run, _server) = probe_hostile(reply.clone(), "5").await;
+    assert_eq!(run.status, Some(1), "{run:?}");
+    common::fake::assert_no_control(&run.stdout);
+    let report = run.json();
+    assert_eq!(report["offline_reason"], "protocol_error");
+    let error = report["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("fail2ban refused the command: bad\\u{a}"),
+        "{error}"
+    );
+    assert!(error.ends_with('…'), "{error}");
+    assert!(error.len() < 1024, "{} bytes", error.len());
+    assert!(fail2ban_healthd::text::printable(error), "{error:?}");
+
+    let server = FakeServer::start(move |_| Action::Send(reply.clone()));
+    let socket = server.socket.clone();
+    let text = tokio::task::spawn_blocking(move || common::fake::run_probe(&socket, &[], &[]))
+        .await
+        .unwrap();
+    assert_eq!(text.status, Some(1), "{text:?}");
+    common::fake::assert_no_control(&text.stdout);
+    assert_eq!(text.stdout.lines().count(), 1, "{:?}", text.stdout);
+    assert!(text.stdout.len() < 1200, "{} bytes", text.stdout.len());
+}

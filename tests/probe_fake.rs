@@ -594,3 +594,212 @@ async fn a_one_shot_prober_closes_politely_in_its_last_write() {
     assert!(!prober.holds_connection());
     assert_eq!(*server.connections.lock().unwrap(), 2);
 }
+
+/// The binary's `probe ARGS` against `server`.
+async fn probe_binary(server: &FakeServer, args: &[&str]) -> common::fake::ProbeRun {
+    let socket = server.socket.clone();
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        common::fake::run_probe(&socket, &args, &[])
+    })
+    .await
+    .unwrap()
+}
+
+/// A fail2ban 1.1.1 whose `version` answer is `version`.
+fn with_version(version: &'static str) -> FakeServer {
+    FakeServer::start(move |r| match r.join(" ").as_str() {
+        "version" => Action::Send(ok_reply(Value::String(version.into()))),
+        "stats" => Action::Send(common::fixture("1.1.1", "stats")),
+        _ => Action::Send(common::fixture("1.1.1", "invalid-command")),
+    })
+}
+
+/// A version string that would inject `MAINPID=1` into sd_notify and
+/// break a D-Bus message: a protocol error, and nothing of it reaches the
+/// output unescaped, in text or JSON.
+#[tokio::test]
+async fn a_version_with_control_characters_is_a_protocol_error() {
+    for version in ["1.0.2\0\nMAINPID=1", "1.0.2\u{1b}[2J", "1.0\u{2028}2", ""] {
+        let server = with_version(version);
+        let err = fail2ban::probe_once(&config(&server, Duration::from_secs(5)))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::Protocol(codec::CodecError::UnexpectedShape(m)) if m.starts_with("version")),
+            "{version:?}: {err:?}"
+        );
+        let json = probe_binary(&server, &["--json"]).await;
+        assert_eq!(json.status, Some(1), "{json:?}");
+        common::fake::assert_no_control(&json.stdout);
+        let report = json.json();
+        assert_eq!(report["offline_reason"], "protocol_error", "{report}");
+        assert_eq!(report["version"], "");
+        let error = report["error"].as_str().unwrap();
+        assert!(fail2ban_healthd::text::printable(error), "{error:?}");
+        assert!(!error.contains("\nMAINPID"), "{error:?}");
+        let text = probe_binary(&server, &[]).await;
+        assert_eq!(text.status, Some(1), "{text:?}");
+        common::fake::assert_no_control(&text.stdout);
+        assert_eq!(text.stdout.lines().count(), 1, "{:?}", text.stdout);
+        assert!(
+            text.stdout.starts_with(
+                "fail2ban is offline (protocol_error): protocol error: unexpected reply: version"
+            ),
+            "{:?}",
+            text.stdout
+        );
+    }
+    // A version over 64 bytes is refused too; 64 pass.
+    let long: &'static str = Box::leak("1".repeat(65).into_boxed_str());
+    let err = fail2ban::probe_once(&config(&with_version(long), Duration::from_secs(5)))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Protocol(_)), "{err:?}");
+    let ok: &'static str = Box::leak("1".repeat(64).into_boxed_str());
+    let status = fail2ban::probe_once(&config(&with_version(ok), Duration::from_secs(5)))
+        .await
+        .unwrap();
+    assert_eq!(status.version, ok);
+}
+
+/// Jail names that break the contract's rule, from `stats` (fail2ban 1.1)
+/// or from `status` (1.0): a protocol error, printed cleanly.
+#[tokio::test]
+async fn bad_jail_names_are_a_protocol_error() {
+    let bad = [
+        "be\nta",
+        "x\u{1b}[31m",
+        "-dash",
+        ".dot",
+        "sp ace",
+        "a/b",
+        "nul\0",
+        "é",
+    ];
+    let too_long = "a".repeat(129);
+    for name in bad.iter().copied().chain([too_long.as_str()]) {
+        let stats_name = name.to_owned();
+        let stats = FakeServer::start(move |r| match r.join(" ").as_str() {
+            "version" => Action::Send(common::fixture("1.1.1", "version")),
+            _ => {
+                let entry = Value::List(vec![
+                    Value::String("polling".into()),
+                    Value::Tuple(vec![Value::I64(1), Value::I64(4)]),
+                    Value::Tuple(vec![Value::I64(1), Value::I64(1)]),
+                ]);
+                let mut map = std::collections::BTreeMap::new();
+                map.insert(
+                    serde_pickle::HashableValue::String(stats_name.clone()),
+                    entry,
+                );
+                Action::Send(ok_reply(Value::Dict(map)))
+            }
+        });
+        let list = format!("alpha, {name}");
+        let status = FakeServer::start(move |r| match r.join(" ").as_str() {
+            "version" => Action::Send(common::fixture("1.0.2", "version")),
+            "status" => Action::Send(ok_reply(Value::List(vec![
+                Value::Tuple(vec![Value::String("Number of jail".into()), Value::I64(2)]),
+                Value::Tuple(vec![
+                    Value::String("Jail list".into()),
+                    Value::String(list.clone()),
+                ]),
+            ]))),
+            s if s.starts_with("status ") => Action::Send(common::fixture("1.0.2", "status-beta")),
+            _ => Action::Send(common::fixture("1.0.2", "invalid-command")),
+        });
+        for server in [&stats, &status] {
+            let err = fail2ban::probe_once(&config(server, Duration::from_secs(5)))
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(&err, Error::Protocol(codec::CodecError::UnexpectedShape(m)) if m.contains("invalid jail name")),
+                "{name:?}: {err:?}"
+            );
+            let run = probe_binary(server, &["--json"]).await;
+            assert_eq!(run.status, Some(1), "{name:?}: {run:?}");
+            common::fake::assert_no_control(&run.stdout);
+            let report = run.json();
+            assert_eq!(report["offline_reason"], "protocol_error", "{report}");
+            assert_eq!(report["jails"], serde_json::json!([]));
+            assert!(
+                fail2ban_healthd::text::printable(report["error"].as_str().unwrap()),
+                "{report}"
+            );
+        }
+    }
+}
+
+/// With too few file descriptors for the probe's own socket (EMFILE from
+/// socket()), `probe` says it is its own failure, with exit status 3, not
+/// that fail2ban refused the connection. The limit is raised one by one
+/// from where the binary cannot even start its runtime to where it
+/// probes normally, so the test does not depend on how many descriptors
+/// the runtime takes.
+#[tokio::test]
+async fn the_probes_own_emfile_is_reported_as_its_own_failure() {
+    let server = FakeServer::replay("1.1.1");
+    let socket = server.socket.clone();
+    let runs = tokio::task::spawn_blocking(move || {
+        let mut runs = Vec::new();
+        for n in 4..=64 {
+            let limit = format!("--nofile={n}");
+            let prefix = ["prlimit", limit.as_str()];
+            let run = common::fake::run_probe(&socket, &["--json"], &prefix);
+            let online = run.status == Some(0);
+            runs.push((n, run));
+            if online {
+                break;
+            }
+        }
+        runs
+    })
+    .await
+    .unwrap();
+    let (last_n, last) = runs.last().unwrap();
+    assert_eq!(
+        last.status,
+        Some(0),
+        "never online up to {last_n} descriptors"
+    );
+    let mut local = None;
+    for (n, run) in &runs {
+        // Never a verdict on fail2ban, which was online all along.
+        assert!(!run.stdout.contains("connection_refused"), "{n}: {run:?}");
+        if run.status == Some(3) {
+            let report = run.json();
+            assert_eq!(report["local_error"], true, "{report}");
+            assert_eq!(report["online"], false);
+            assert!(report["offline_reason"].is_null(), "{report}");
+            local = Some(*n);
+        }
+    }
+    let n = local.unwrap_or_else(|| panic!("no run failed on its own socket: {runs:#?}"));
+    let report = runs.iter().find(|(m, _)| *m == n).unwrap().1.json();
+    let error = report["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("fail2ban-healthd's own failure, not fail2ban's")
+            && error.ends_with("Too many open files (os error 24)"),
+        "{error}"
+    );
+    assert_eq!(report["offline_reason_code"], 0);
+    // The same in text.
+    let socket = server.socket.clone();
+    let text = tokio::task::spawn_blocking(move || {
+        let limit = format!("--nofile={n}");
+        common::fake::run_probe(&socket, &[], &["prlimit", limit.as_str()])
+    })
+    .await
+    .unwrap();
+    assert_eq!(text.status, Some(3), "{text:?}");
+    assert!(
+        text.stdout.starts_with(
+            "fail2ban-healthd could not probe fail2ban: fail2ban-healthd's own failure, not fail2ban's"
+        ),
+        "{:?}",
+        text.stdout
+    );
+    assert!(!text.stdout.contains("offline"), "{:?}", text.stdout);
+}

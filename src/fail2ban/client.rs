@@ -16,6 +16,7 @@ use tokio::net::UnixStream;
 use tokio::time::Instant;
 
 use super::codec::{self, CodecError, FrameBuffer, Reply};
+use super::pickle_guard::Budget;
 use crate::health::OfflineReason;
 
 /// Size of one read from the socket.
@@ -66,6 +67,20 @@ pub enum Error {
         /// The exception's message, for instance the unknown jail's name.
         message: String,
     },
+    /// This process could not make the connection for want of its own
+    /// resources (file descriptors, kernel buffers, memory): a failure of
+    /// fail2ban-healthd, which says nothing about fail2ban.
+    #[error(
+        "fail2ban-healthd's own failure, not fail2ban's: this process could not open a connection to {}",
+        path.display()
+    )]
+    Local {
+        /// The socket's path.
+        path: PathBuf,
+        /// What the system said.
+        #[source]
+        source: io::Error,
+    },
     /// Connecting failed for another reason.
     #[error("cannot connect to {}", path.display())]
     Connect {
@@ -78,11 +93,19 @@ pub enum Error {
 }
 
 impl Error {
-    /// The contract's `OfflineReason` for this failure.
+    /// Whether this is a failure of this process (out of file descriptors,
+    /// kernel buffers or memory while creating or connecting its socket),
+    /// not of fail2ban: it must not count as fail2ban being offline.
+    pub fn is_local(&self) -> bool {
+        matches!(self, Error::Local { .. })
+    }
+
+    /// The contract's `OfflineReason` for this failure. A local failure
+    /// ([`Error::is_local`]) has none of its own; callers check that first.
     pub fn offline_reason(&self) -> OfflineReason {
         match self {
             Error::SocketMissing { .. } => OfflineReason::SocketMissing,
-            Error::ConnectionRefused { .. } | Error::Connect { .. } => {
+            Error::ConnectionRefused { .. } | Error::Connect { .. } | Error::Local { .. } => {
                 OfflineReason::ConnectionRefused
             }
             Error::PermissionDenied { .. } => OfflineReason::PermissionDenied,
@@ -113,6 +136,8 @@ pub struct Connection {
     chunk: Vec<u8>,
     deadline: Instant,
     budget: Duration,
+    /// What the replies may still build, shared by a probe's connections.
+    decode: Budget,
 }
 
 impl Connection {
@@ -147,6 +172,7 @@ impl Connection {
             chunk: vec![0; CHUNK],
             deadline,
             budget,
+            decode: Budget::default(),
         })
     }
 
@@ -155,6 +181,13 @@ impl Connection {
     pub fn set_deadline(&mut self, deadline: Instant, budget: Duration) {
         self.deadline = deadline;
         self.budget = budget;
+    }
+
+    /// Sets what the replies from now on may build, all together (see
+    /// [`Budget`]); a probe gives all its connections one budget. A new
+    /// connection starts with a fresh default budget.
+    pub fn set_decode_budget(&mut self, decode: Budget) {
+        self.decode = decode;
     }
 
     /// Sends `args` and returns the value of a code-0 reply.
@@ -237,8 +270,19 @@ impl Connection {
         self.stream.write_all(&out).await.map_err(lost)?;
         let mut replies = Vec::with_capacity(requests.len());
         for _ in requests {
+            // Each reply is decoded as it arrives (the frame buffer holds
+            // at most one and a read), and the deadline is checked between
+            // replies: decoding does not yield, so a server that sends
+            // replies faster than they decode cannot stretch the probe.
             let frame = self.read_frame().await?;
-            replies.push(codec::decode_reply(&frame)?);
+            let reply = codec::decode_reply_within(&frame, &self.decode);
+            drop(frame);
+            replies.push(reply?);
+            if Instant::now() >= self.deadline {
+                return Err(Error::Timeout {
+                    budget: self.budget,
+                });
+            }
         }
         Ok(replies)
     }
@@ -285,10 +329,52 @@ async fn connect_retrying(path: &Path) -> Result<UnixStream, Error> {
 
 fn classify_connect(path: &Path, e: io::Error) -> Error {
     let path = path.to_owned();
+    // This process's own shortages, from socket() or connect(): nothing
+    // to do with fail2ban.
+    if let Some(errno) = e.raw_os_error() {
+        if [
+            nix::libc::EMFILE,
+            nix::libc::ENFILE,
+            nix::libc::ENOBUFS,
+            nix::libc::ENOMEM,
+        ]
+        .contains(&errno)
+        {
+            return Error::Local { path, source: e };
+        }
+    }
     match e.kind() {
         io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => Error::SocketMissing { path },
         io::ErrorKind::ConnectionRefused => Error::ConnectionRefused { path },
         io::ErrorKind::PermissionDenied => Error::PermissionDenied { path },
         _ => Error::Connect { path, source: e },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_processs_own_shortages_are_local() {
+        let path = Path::new("/run/fail2ban/fail2ban.sock");
+        for errno in [
+            nix::libc::EMFILE,
+            nix::libc::ENFILE,
+            nix::libc::ENOBUFS,
+            nix::libc::ENOMEM,
+        ] {
+            let e = classify_connect(path, io::Error::from_raw_os_error(errno));
+            assert!(e.is_local(), "{errno}: {e:?}");
+            assert!(e.to_string().contains("own failure, not fail2ban's"), "{e}");
+        }
+        for errno in [
+            nix::libc::ECONNREFUSED,
+            nix::libc::ENOENT,
+            nix::libc::EACCES,
+        ] {
+            let e = classify_connect(path, io::Error::from_raw_os_error(errno));
+            assert!(!e.is_local(), "{errno}: {e:?}");
+        }
     }
 }

@@ -8,6 +8,7 @@
 
 use serde_pickle::{DeOptions, HashableValue, SerOptions, Value};
 
+use super::pickle_guard::Budget;
 use crate::health::JailStats;
 
 /// The terminator that ends every message in both directions.
@@ -18,6 +19,13 @@ pub const CLOSE_COMMAND: &[u8] = b"<F2B_CLOSE_COMMAND><F2B_END_COMMAND>";
 
 /// Default cap on one reply's size, terminator excluded.
 pub const DEFAULT_MAX_REPLY: usize = 16 * 1024 * 1024;
+
+/// The longest version string accepted, in bytes (fail2ban's are about 10).
+pub const MAX_VERSION: usize = 64;
+
+/// How much of a text from fail2ban (an exception's message, an `ERROR:`
+/// string, a decoder's complaint) is kept, in bytes.
+pub const MAX_MESSAGE: usize = 256;
 
 /// Why a reply could not be turned into a value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -161,7 +169,8 @@ impl FrameBuffer {
     }
 }
 
-/// Decodes one message (terminator already removed) into a [`Reply`].
+/// Decodes one message (terminator already removed) into a [`Reply`],
+/// within a budget of its own (see [`decode_reply_within`]).
 ///
 /// ```
 /// use fail2ban_healthd::fail2ban::codec::{self, CodecError};
@@ -171,15 +180,24 @@ impl FrameBuffer {
 /// ```
 ///
 /// # Errors
-/// [`CodecError::Expansive`] for a pickle that would build far more than
-/// it weighs, [`CodecError::Garbage`] for bytes that are no pickle,
-/// [`CodecError::Rejected`] for fail2ban's `ERROR:` string,
-/// [`CodecError::ShuttingDown`] for `["SHUTDOWN"]`, and
+/// As [`decode_reply_within`].
+pub fn decode_reply(frame: &[u8]) -> Result<Reply, CodecError> {
+    decode_reply_within(frame, &Budget::default())
+}
+
+/// Decodes one message (terminator already removed) into a [`Reply`],
+/// charging what it builds to `budget`, which spans a whole probe.
+///
+/// # Errors
+/// [`CodecError::Expansive`] for a pickle that would pass the budget or
+/// holds an integer that is too long, [`CodecError::Garbage`] for bytes
+/// that are no pickle, [`CodecError::Rejected`] for fail2ban's `ERROR:`
+/// string, [`CodecError::ShuttingDown`] for `["SHUTDOWN"]`, and
 /// [`CodecError::UnexpectedShape`] for anything else that is not a
 /// `(code, value)` pair with code 0 or 1.
-pub fn decode_reply(frame: &[u8]) -> Result<Reply, CodecError> {
-    use super::pickle_guard::{Limits, Refusal, check};
-    check(frame, Limits::default()).map_err(|e| match e {
+pub fn decode_reply_within(frame: &[u8], budget: &Budget) -> Result<Reply, CodecError> {
+    use super::pickle_guard::{Refusal, check};
+    check(frame, budget).map_err(|e| match e {
         Refusal::Limit(m) => CodecError::Expansive(m),
         Refusal::Malformed(m) => CodecError::Garbage(m),
     })?;
@@ -190,7 +208,7 @@ pub fn decode_reply(frame: &[u8]) -> Result<Reply, CodecError> {
         serde_pickle::value_from_slice(frame, DeOptions::new().keep_restore_state())
     })
     .map_err(|_| CodecError::Garbage("the decoder failed on this pickle".into()))?;
-    let value = decoded.map_err(|e| CodecError::Garbage(e.to_string()))?;
+    let value = decoded.map_err(|e| CodecError::Garbage(untrusted(&e.to_string())))?;
     match value {
         Value::Tuple(mut items) if items.len() == 2 => {
             let payload = items.pop().unwrap_or(Value::None);
@@ -204,9 +222,9 @@ pub fn decode_reply(frame: &[u8]) -> Result<Reply, CodecError> {
                 None => Err(CodecError::UnexpectedShape("empty reply".into())),
             }
         }
-        Value::String(s) if s.starts_with("ERROR:") => Err(CodecError::Rejected(
-            s.trim_start_matches("ERROR:").trim().to_owned(),
-        )),
+        Value::String(s) if s.starts_with("ERROR:") => Err(CodecError::Rejected(untrusted(
+            s.trim_start_matches("ERROR:").trim(),
+        ))),
         Value::List(items) if matches!(items.as_slice(), [Value::String(s)] if s == "SHUTDOWN") => {
             Err(CodecError::ShuttingDown)
         }
@@ -217,26 +235,52 @@ pub fn decode_reply(frame: &[u8]) -> Result<Reply, CodecError> {
     }
 }
 
+/// Text from fail2ban kept in a message: control characters escaped, cut
+/// to [`MAX_MESSAGE`] bytes.
+fn untrusted(s: &str) -> String {
+    crate::text::clean(s, MAX_MESSAGE).into_owned()
+}
+
 /// The human message of a pickled exception.
 ///
 /// With `keep_restore_state` an exception's `REDUCE` arrives as the tuple of
 /// its arguments (the class name is lost), so `UnknownJailException('x')`
 /// reads as `("x",)`.
+///
+/// Only the first [`MAX_MESSAGE`] bytes are kept, control characters
+/// escaped: the text is the server's and goes to logs and terminals.
 fn exception_message(value: &Value) -> String {
+    let add = |out: &mut String, v: &Value| match v {
+        Value::String(s) => out.push_str(&s[..floor_boundary(s, MAX_MESSAGE + 1)]),
+        other => out.push_str(&describe(other)),
+    };
+    let mut out = String::new();
     match value {
-        Value::String(s) => s.clone(),
         Value::Tuple(args) | Value::List(args) => {
-            let parts: Vec<String> = args
-                .iter()
-                .map(|a| match a {
-                    Value::String(s) => s.clone(),
-                    other => format!("{other}"),
-                })
-                .collect();
-            parts.join(", ")
+            for (i, a) in args.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                add(&mut out, a);
+                if out.len() > MAX_MESSAGE {
+                    break;
+                }
+            }
         }
-        other => format!("{other}"),
+        other => add(&mut out, other),
     }
+    untrusted(&out)
+}
+
+/// The largest index at most `max` that is a character boundary of `s`.
+fn floor_boundary(s: &str, max: usize) -> usize {
+    if max >= s.len() {
+        return s.len();
+    }
+    (0..=max)
+        .rev()
+        .find(|&i| s.is_char_boundary(i))
+        .unwrap_or(0)
 }
 
 /// A short description of a value's kind, for error messages: it never
@@ -249,7 +293,7 @@ fn describe(value: &Value) -> String {
         Value::Int(_) => "big int".into(),
         Value::F64(_) => "float".into(),
         Value::Bytes(b) => format!("bytes of length {}", b.len()),
-        Value::String(s) if s.len() <= 64 => format!("string {s:?}"),
+        Value::String(s) if s.len() <= 64 => format!("string \"{}\"", crate::text::clean(s, 64)),
         Value::String(s) => format!("string of length {}", s.len()),
         Value::List(l) => format!("list of {} items", l.len()),
         Value::Tuple(t) => format!("tuple of {} items", t.len()),
@@ -300,11 +344,34 @@ fn counter(value: &Value, what: &str) -> Result<u32, CodecError> {
 /// Parses the reply to `["version"]`.
 ///
 /// # Errors
-/// [`CodecError::UnexpectedShape`] unless it is a string.
+/// [`CodecError::UnexpectedShape`] unless it is printable text (no
+/// control character, see [`crate::text::printable`]) of 1 to
+/// [`MAX_VERSION`] bytes.
 pub fn parse_version(value: &Value) -> Result<String, CodecError> {
     match value {
-        Value::String(s) => Ok(s.clone()),
+        Value::String(s)
+            if !s.is_empty() && s.len() <= MAX_VERSION && crate::text::printable(s) =>
+        {
+            Ok(s.clone())
+        }
+        Value::String(s) => Err(CodecError::UnexpectedShape(format!(
+            "version: not printable text of 1 to {MAX_VERSION} bytes: \"{}\"",
+            crate::text::clean(s, 80)
+        ))),
         other => Err(shape("version", other)),
+    }
+}
+
+/// A jail name from fail2ban, checked against the contract's rule
+/// ([`crate::bus::valid_jail_name`]).
+fn jail_name(name: &str, context: &str) -> Result<String, CodecError> {
+    if crate::bus::valid_jail_name(name) {
+        Ok(name.to_owned())
+    } else {
+        Err(CodecError::UnexpectedShape(format!(
+            "{context}: an invalid jail name \"{}\"",
+            crate::text::clean(name, 80)
+        )))
     }
 }
 
@@ -312,15 +379,15 @@ pub fn parse_version(value: &Value) -> Result<String, CodecError> {
 ///
 /// # Errors
 /// [`CodecError::UnexpectedShape`] when the `Jail list` item is missing or
-/// not a string.
+/// not a string, or a name breaks the contract's rule.
 pub fn parse_jail_list(value: &Value) -> Result<Vec<String>, CodecError> {
     match require(value, "Jail list", "status")? {
-        Value::String(list) => Ok(list
+        Value::String(list) => list
             .split(',')
-            .map(str::trim)
+            .map(|n| n.trim_matches(' '))
             .filter(|name| !name.is_empty())
-            .map(str::to_owned)
-            .collect()),
+            .map(|n| jail_name(n, "status"))
+            .collect(),
         other => Err(shape("status: Jail list", other)),
     }
 }
@@ -354,7 +421,8 @@ pub fn parse_jail_status(name: &str, value: &Value) -> Result<JailStats, CodecEr
 /// The result is sorted by jail name.
 ///
 /// # Errors
-/// [`CodecError::UnexpectedShape`] when it is not such a dict.
+/// [`CodecError::UnexpectedShape`] when it is not such a dict, or a jail
+/// name breaks the contract's rule.
 pub fn parse_stats(value: &Value) -> Result<Vec<JailStats>, CodecError> {
     let Value::Dict(map) = value else {
         return Err(shape("stats", value));
@@ -366,6 +434,7 @@ pub fn parse_stats(value: &Value) -> Result<Vec<JailStats>, CodecError> {
                 "stats: a jail name is not a string".into(),
             ));
         };
+        let name = jail_name(name, "stats")?;
         let context = format!("stats {name}");
         let (Value::List(fields) | Value::Tuple(fields)) = entry else {
             return Err(shape(&context, entry));
@@ -385,7 +454,7 @@ pub fn parse_stats(value: &Value) -> Result<Vec<JailStats>, CodecError> {
         let (currently_failed, total_failed) = pair(fields.get(1), "failed")?;
         let (currently_banned, total_banned) = pair(fields.get(2), "banned")?;
         jails.push(JailStats {
-            name: name.clone(),
+            name,
             currently_failed,
             total_failed,
             currently_banned,
@@ -482,5 +551,53 @@ mod tests {
         assert_eq!(counter(&Value::I64(1 << 40), "x"), Ok(u32::MAX));
         assert!(counter(&Value::I64(-1), "x").is_err());
         assert!(counter(&Value::String("1".into()), "x").is_err());
+    }
+
+    #[test]
+    fn versions_must_be_short_printable_text() {
+        let v = |s: &str| parse_version(&Value::String(s.into()));
+        assert_eq!(v("1.0.2"), Ok("1.0.2".into()));
+        assert!(v(&"1".repeat(MAX_VERSION)).is_ok());
+        for bad in ["", "1.0.2\0\nMAINPID=1", "1\u{7f}", "1\u{2028}"] {
+            let e = v(bad).unwrap_err();
+            assert!(crate::text::printable(&e.to_string()), "{e}");
+        }
+        assert!(v(&"1".repeat(MAX_VERSION + 1)).is_err());
+    }
+
+    #[test]
+    fn jail_lists_keep_only_contract_names() {
+        let list = |s: &str| {
+            parse_jail_list(&Value::List(vec![Value::Tuple(vec![
+                Value::String("Jail list".into()),
+                Value::String(s.into()),
+            ])]))
+        };
+        assert_eq!(
+            list("sshd, nginx-1"),
+            Ok(vec!["sshd".into(), "nginx-1".into()])
+        );
+        assert_eq!(list(""), Ok(vec![]));
+        for bad in ["sshd, a\nb", "sshd,\tx", "-x", "a b"] {
+            let e = list(bad).unwrap_err();
+            assert!(e.to_string().contains("invalid jail name"), "{bad:?}: {e}");
+            assert!(crate::text::printable(&e.to_string()), "{e}");
+        }
+    }
+
+    #[test]
+    fn exception_messages_are_cut_and_cleaned() {
+        let long = Value::Tuple(vec![Value::String("a\n".repeat(10_000))]);
+        let m = exception_message(&long);
+        assert!(m.len() <= MAX_MESSAGE + '…'.len_utf8(), "{}", m.len());
+        assert!(m.starts_with("a\\u{a}a"), "{m}");
+        assert!(crate::text::printable(&m));
+        // Many arguments stop being joined once the cap is reached.
+        let many = Value::Tuple(vec![Value::String("x".repeat(200)); 10_000]);
+        assert!(exception_message(&many).len() <= MAX_MESSAGE + '…'.len_utf8());
+        assert_eq!(
+            exception_message(&Value::Tuple(vec![Value::String("nosuchjail".into())])),
+            "nosuchjail"
+        );
     }
 }

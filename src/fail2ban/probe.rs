@@ -4,7 +4,8 @@
 //! `stats` (fail2ban 1.1 and later answer for all jails in one round trip);
 //! when `stats` is unknown (code 1, fail2ban 1.0) it falls back to `status`
 //! and one `status JAIL short` per jail. It never asks for banned-address
-//! lists, which can be huge. One deadline covers the whole probe.
+//! lists, which can be huge. One deadline covers the whole probe, and one
+//! decoding budget ([`Budget`]) all its replies.
 //!
 //! Requests go out together in one write wherever they can, since on a
 //! small server each wake-up of either side costs more than the work. A
@@ -21,6 +22,7 @@ use tokio::time::Instant;
 
 use super::client::{Connection, Error};
 use super::codec::{self, Reply};
+use super::pickle_guard::Budget;
 use crate::health::{JailStats, ServerStatus};
 
 /// Debian's default control socket.
@@ -158,10 +160,13 @@ impl Prober {
     /// Any [`Error`]; [`Error::offline_reason`] says how to publish it.
     pub async fn probe(&mut self) -> Result<ServerStatus, Error> {
         let deadline = Instant::now() + self.config.timeout;
+        // One budget for every reply of this probe, across its attempts
+        // and connections.
+        let decode = Budget::default();
         let mut relearned = 0;
         let mut retried = false;
         loop {
-            let (conn, reused) = match self.held.take() {
+            let (mut conn, reused) = match self.held.take() {
                 Some(mut conn) => {
                     conn.set_deadline(deadline, self.config.timeout);
                     (conn, true)
@@ -174,6 +179,7 @@ impl Prober {
                     (conn, false)
                 }
             };
+            conn.set_decode_budget(decode.clone());
             match self.attempt(conn).await {
                 Ok(Some(status)) => return Ok(status),
                 // What was asked in advance no longer fits the server; the

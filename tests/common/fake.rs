@@ -22,6 +22,8 @@ pub enum Action {
     SendAndClose(Vec<u8>),
     /// Send `chunk` over and over, never a terminator, until the peer leaves.
     Flood(Vec<u8>),
+    /// Wait this long, then send these bytes.
+    SendAfter(Duration, Vec<u8>),
 }
 
 type Handler = dyn Fn(&[String]) -> Action + Send + Sync;
@@ -147,6 +149,12 @@ async fn serve(
                     tokio::time::sleep(interval).await;
                 }
             }
+            Action::SendAfter(delay, bytes) => {
+                tokio::time::sleep(delay).await;
+                if stream.write_all(&bytes).await.is_err() {
+                    return;
+                }
+            }
             Action::SendAndClose(bytes) => {
                 let _ = stream.write_all(&bytes).await;
                 return;
@@ -168,4 +176,92 @@ pub fn ok_reply(value: serde_pickle::Value) -> Vec<u8> {
         serde_pickle::value_to_vec(&pair, serde_pickle::SerOptions::new()).expect("pickle");
     out.extend_from_slice(codec::END_COMMAND);
     out
+}
+
+/// A framed reply `(code, value)` around a hand-made pickle of `value`
+/// (opcodes only, no PROTO or STOP).
+pub fn raw_reply(code: u8, value: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x80, 4, b'K', code];
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\x86.");
+    out.extend_from_slice(codec::END_COMMAND);
+    out
+}
+
+/// The pickle opcodes of a string (`BINUNICODE`).
+pub fn pickled_str(s: &str) -> Vec<u8> {
+    let mut out = vec![b'X'];
+    out.extend((s.len() as u32).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+    out
+}
+
+/// What one run of the binary's `probe` did.
+#[derive(Debug)]
+pub struct ProbeRun {
+    pub status: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+    /// The binary's peak resident memory (its `ru_maxrss`), in KiB.
+    pub peak_rss_kib: u64,
+}
+
+impl ProbeRun {
+    /// The `--json` report.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.stdout))
+    }
+}
+
+/// `fail2ban-healthd probe --unit "" --socket SOCKET ARGS...`, run by a
+/// small python3 parent that reports the child's own peak RSS; `prefix`
+/// (for instance `prlimit --nofile=8`) goes before the binary.
+pub fn run_probe(socket: &std::path::Path, args: &[&str], prefix: &[&str]) -> ProbeRun {
+    const PARENT: &str = "import resource, subprocess, sys\n\
+        p = subprocess.run(sys.argv[1:], capture_output=True)\n\
+        sys.stdout.buffer.write(p.stdout)\n\
+        sys.stderr.buffer.write(p.stderr)\n\
+        sys.stderr.write('\\nMAXRSS %d %d\\n' % (resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, p.returncode))\n";
+    let python = super::require_program("python3", "python3");
+    let start = std::time::Instant::now();
+    let out = std::process::Command::new(python)
+        .args(["-c", PARENT])
+        .args(prefix)
+        .arg(env!("CARGO_BIN_EXE_fail2ban-healthd"))
+        .args(["probe", "--unit", "", "--socket"])
+        .arg(socket)
+        .args(args)
+        .output()
+        .expect("run python3");
+    let elapsed = start.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let (rest, tail) = stderr
+        .rsplit_once("\nMAXRSS ")
+        .unwrap_or_else(|| panic!("the parent failed: {stderr}"));
+    let mut fields = tail
+        .split_whitespace()
+        .map(|f| f.parse::<i64>().expect("number"));
+    let peak_rss_kib = fields.next().expect("rss") as u64;
+    let code = fields.next().expect("status");
+    ProbeRun {
+        status: (code >= 0).then_some(code as i32),
+        stdout: String::from_utf8(out.stdout).expect("the binary prints UTF-8"),
+        stderr: rest.to_owned(),
+        elapsed,
+        peak_rss_kib,
+    }
+}
+
+/// Panics unless `text` is free of control characters (newlines ending
+/// lines excepted) and line or paragraph separators.
+pub fn assert_no_control(text: &str) {
+    for line in text.lines() {
+        assert!(
+            fail2ban_healthd::text::printable(line),
+            "a control character in the output: {line:?}"
+        );
+    }
+    assert!(!text.contains('\r'), "{text:?}");
 }
