@@ -167,3 +167,87 @@ async fn an_exception_text_of_a_mebibyte_reaches_the_log_cut() {
     let longest = log.lines().map(str::len).max().unwrap_or(0);
     assert!(longest < 2000, "a log line of {longest} bytes");
 }
+
+/// The lowest file descriptor number `pid` has free: with its soft limit
+/// set there, its next `socket()` fails with EMFILE.
+fn lowest_free_fd(pid: nix::unistd::Pid) -> u64 {
+    let used: std::collections::HashSet<u64> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    (0..).find(|n| !used.contains(n)).unwrap()
+}
+
+fn set_nofile(pid: nix::unistd::Pid, soft: &str) {
+    let out = std::process::Command::new(common::require_program("prlimit", "util-linux"))
+        .arg(format!("--pid={pid}"))
+        .arg(format!("--nofile={soft}:"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+}
+
+/// Out of file descriptors, the daemon cannot connect to fail2ban: that
+/// is its own failure, logged as such, and fail2ban stays online on the
+/// bus; no record, no `WentOffline`.
+#[tokio::test]
+async fn the_daemons_own_emfile_is_not_fail2ban_going_offline() {
+    use futures_util::StreamExt as _;
+    let server = common::Fail2ban::start();
+    let bus = PrivateBus::start();
+    let daemon = Daemon::start(
+        &bus,
+        &server.socket,
+        // A new connection for every probe.
+        &["--instant-detection", "false", "--crash-window", "60s"],
+        &[],
+    )
+    .await;
+    let (_c, p) = proxy(&bus).await;
+    assert!(p.probe().await.unwrap());
+    p.register_activation("alpha").await.unwrap();
+    let mut offline = p.receive_went_offline().await.unwrap();
+    let started = Instant::now();
+    while !daemon.log_text().contains("probe_failed_locally") {
+        // The last probe's socket may close only now: lower the limit to
+        // whatever is free at this moment.
+        set_nofile(daemon.pid(), &lowest_free_fd(daemon.pid()).to_string());
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no local failure: {}",
+            daemon.log_text()
+        );
+        // Answered at once by the floor until a second has passed.
+        assert!(p.probe().await.unwrap(), "still online");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(p.online().await.unwrap());
+    assert_eq!(p.offline_reason().await.unwrap(), 0);
+    assert!(p.pending_recovery().await.unwrap().is_empty());
+    let log = daemon.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("probe_failed_locally"))
+        .unwrap();
+    assert!(line.contains("file"), "{line}");
+    assert!(!log.contains("fail2ban_went_offline"), "{log}");
+
+    set_nofile(daemon.pid(), "1024");
+    let started = Instant::now();
+    while !daemon.log_text().contains("probe_possible_again") {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{}",
+            daemon.log_text()
+        );
+        assert!(p.probe().await.unwrap());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), offline.next())
+            .await
+            .is_err(),
+        "WentOffline was emitted"
+    );
+    assert!(p.pending_recovery().await.unwrap().is_empty());
+}

@@ -92,6 +92,8 @@ pub async fn run(parts: Parts, mut stop: watch::Receiver<bool>) {
     let mut published = snapshot.borrow().clone();
     let mut status_line = notify::status_line(&published);
     let mut last_error = String::new();
+    // Probes in a row that this process itself could not make.
+    let mut local_failures: u64 = 0;
     let mut warned_broken_activation = false;
     let watchdog = notify::watchdog_period();
     let mut ticker = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
@@ -173,11 +175,29 @@ pub async fn run(parts: Parts, mut stop: watch::Receiver<bool>) {
             (p, result) = async { probing.as_mut().expect("guarded by is_some").await }, if probing.is_some() => {
                 probing = None;
                 prober = Some(p);
-                let result = result.map_err(|e| {
-                    last_error = crate::text::clean(&error_chain(&e), 300).into_owned();
-                    e.offline_reason()
-                });
-                monitor.handle_input(now(), Input::ProbeFinished(result)).ok();
+                match result {
+                    // The daemon's own failure (no file descriptor left,
+                    // say) says nothing about fail2ban.
+                    Err(e) if e.is_local() => {
+                        let error = crate::text::clean(&error_chain(&e), 300).into_owned();
+                        if local_failures == 0 {
+                            tracing::error!(error = %error, "probe_failed_locally");
+                        }
+                        local_failures += 1;
+                        monitor.handle_input(now(), Input::ProbeAborted).ok();
+                    }
+                    result => {
+                        if local_failures > 0 {
+                            tracing::info!(failures = local_failures, "probe_possible_again");
+                            local_failures = 0;
+                        }
+                        let result = result.map_err(|e| {
+                            last_error = crate::text::clean(&error_chain(&e), 300).into_owned();
+                            e.offline_reason()
+                        });
+                        monitor.handle_input(now(), Input::ProbeFinished(result)).ok();
+                    }
+                }
                 probe_took = probe_started.elapsed();
                 probe_ended = Some(Instant::now());
                 let s = monitor.snapshot();
