@@ -126,6 +126,28 @@ fn the_unit_names_the_bus_name_and_binary_of_the_contract() {
     );
 }
 
+#[test]
+fn the_readme_states_the_exposure_the_end_to_end_test_asserts() {
+    let inside = include_str!("systemd/inside.sh");
+    let readme = include_str!("../README.md")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let figures: Vec<(&str, &str)> = inside
+        .lines()
+        .filter_map(|l| l.strip_prefix("EXPOSURE_"))
+        .filter_map(|l| l.split_once('='))
+        .collect();
+    assert!(figures.len() >= 2, "{figures:?}");
+    for (systemd, score) in figures {
+        let stated = format!("{score} on systemd {systemd}");
+        assert!(
+            readme.contains(&stated),
+            "the README does not say {stated:?}"
+        );
+    }
+}
+
 const MARKER: &str = fail2ban_healthd::daemon::rollback::MARKER;
 const DEFAULT_DROPIN: &str = "etc/fail2ban/jail.d/zz-fail2ban-healthd-rollback.local";
 
