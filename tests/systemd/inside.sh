@@ -223,6 +223,9 @@ phase_debian() {
     else
         fail "the daemon runs as root with no capabilities, only root mapped" "caps $caps; uid_map $out"
     fi
+    # NoExecPaths=/: its root is mounted noexec.
+    out=$(awk '$5 == "/" {print $6}' /proc/"$pid"/mountinfo | tail -n 1)
+    if echo "$out" | grep -qw noexec; then pass "the daemon's / is noexec ($out)"; else fail "the daemon's / is noexec" "$out"; fi
 
     systemctl stop fail2ban-healthd
     check "stopped before activation" sh -c '! systemctl is-active --quiet fail2ban-healthd'
