@@ -12,6 +12,8 @@ DATADIR = $(PREFIX)/share
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 CARGO ?= cargo
 BIN = target/release/fail2ban-healthd
+# The rollback drop-in at its default path (config key rollback_dropin).
+DROPIN = $(DESTDIR)$(SYSCONFDIR)/fail2ban/jail.d/zz-fail2ban-healthd-rollback.local
 
 .PHONY: all install uninstall check
 
@@ -42,3 +44,8 @@ uninstall:
 		$(DESTDIR)$(DATADIR)/dbus-1/interfaces/org.fail2ban_healthd.Health1.xml \
 		$(DESTDIR)$(DATADIR)/polkit-1/actions/org.fail2ban_healthd.policy
 	@echo "kept $(DESTDIR)$(SYSCONFDIR)/fail2ban-healthd/config.toml; remove it by hand if unwanted"
+	@# A rollback drop-in keeps jails disabled; only its owner should remove it.
+	@if head -n 1 $(DROPIN) 2>/dev/null | grep -q '^# Written by fail2ban-healthd'; then \
+		echo "kept $(DROPIN): it disables the jails listed in it (rolled back);"; \
+		echo "  to enable them, check them, remove it and run fail2ban-client reload"; \
+	fi

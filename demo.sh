@@ -42,7 +42,7 @@ elif [ -f "$here/Cargo.toml" ] && command -v cargo >/dev/null; then
 elif command -v fail2ban-healthd >/dev/null; then
     bin=$(command -v fail2ban-healthd)
 else
-    die "no fail2ban-healthd: install Rust 1.85 or later (rustup) so the demo can build it, or set FAIL2BAN_HEALTHD"
+    die "no fail2ban-healthd: install Rust 1.89 or later (rustup) so the demo can build it, or set FAIL2BAN_HEALTHD"
 fi
 [ -x "$bin" ] || die "$bin is not executable"
 

@@ -1,9 +1,12 @@
 //! `make install` honours DESTDIR and PREFIX, rewrites the unit's path and
-//! never overwrites an administrator's configuration.
+//! never overwrites an administrator's configuration; the Debian package's
+//! maintainer scripts remove the daemon's rollback drop-in on purge, and
+//! only that.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
+use std::path::Path;
 use std::process::Command;
 
 fn make_install(dest: &std::path::Path, prefix: &str) -> std::process::Output {
@@ -41,6 +44,12 @@ fn make_install_places_every_file() {
             .unwrap();
     assert!(
         unit.contains("ExecStart=/usr/local/bin/fail2ban-healthd run"),
+        "{unit}"
+    );
+    // The one executable path follows the binary.
+    assert!(
+        unit.lines()
+            .any(|l| l.starts_with("ExecPaths=/usr/local/bin/fail2ban-healthd ")),
         "{unit}"
     );
 
@@ -92,6 +101,19 @@ fn the_unit_names_the_bus_name_and_binary_of_the_contract() {
         || l.starts_with("Wants=")
         || l.starts_with("BindsTo="))
         && l.contains("fail2ban")));
+    // No capabilities; the sandbox of the README's exposure figure.
+    for line in [
+        "CapabilityBoundingSet=",
+        "AmbientCapabilities=",
+        "NoNewPrivileges=yes",
+        "PrivateUsers=yes",
+        "PrivateMounts=yes",
+        "NoExecPaths=/",
+        "ProtectSystem=strict",
+        "RestrictAddressFamilies=AF_UNIX",
+    ] {
+        assert!(unit.lines().any(|l| l == line), "{line}");
+    }
     let activation = include_str!("../dbus/org.fail2ban_healthd.Health1.service");
     assert!(activation.contains("Name=org.fail2ban_healthd.Health1"));
     assert!(activation.contains("SystemdService=fail2ban-healthd.service"));
@@ -116,4 +138,149 @@ fn the_unit_names_the_bus_name_and_binary_of_the_contract() {
             "{a}"
         );
     }
+}
+
+#[test]
+fn the_readme_states_the_exposure_the_end_to_end_test_asserts() {
+    let inside = include_str!("systemd/inside.sh");
+    let readme = include_str!("../README.md")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let figures: Vec<(&str, &str)> = inside
+        .lines()
+        .filter_map(|l| l.strip_prefix("EXPOSURE_"))
+        .filter_map(|l| l.split_once('='))
+        .collect();
+    assert!(figures.len() >= 2, "{figures:?}");
+    for (systemd, score) in figures {
+        let stated = format!("{score} on systemd {systemd}");
+        assert!(
+            readme.contains(&stated),
+            "the README does not say {stated:?}"
+        );
+    }
+}
+
+const MARKER: &str = fail2ban_healthd::daemon::rollback::MARKER;
+const DEFAULT_DROPIN: &str = "etc/fail2ban/jail.d/zz-fail2ban-healthd-rollback.local";
+
+/// Runs a maintainer script of debian/ with `args` against the root `root`
+/// (dpkg's DPKG_ROOT); returns its standard error.
+fn maintainer_script(root: &Path, script: &str, args: &[&str]) -> String {
+    let out = Command::new("sh")
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("debian")
+                .join(script),
+        )
+        .args(args)
+        .env("DPKG_ROOT", root)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{script} {args:?}: {out:?}");
+    String::from_utf8(out.stderr).unwrap()
+}
+
+fn write(root: &Path, path: &str, text: &str) {
+    let p = root.join(path);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+}
+
+/// A drop-in as the daemon writes it, disabling `jails`.
+fn dropin(jails: &[&str]) -> String {
+    let first =
+        fail2ban_healthd::daemon::rollback::dropin_text(None, jails[0], Path::new("/x")).unwrap();
+    jails[1..].iter().fold(first, |text, j| {
+        fail2ban_healthd::daemon::rollback::dropin_text(Some(&text), j, Path::new("/x")).unwrap()
+    })
+}
+
+#[test]
+fn purge_removes_the_configured_dropin_and_names_its_jails() {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    write(
+        r,
+        "etc/fail2ban-healthd/config.toml",
+        "probe_interval = \"10s\"\nrollback_dropin = \"/srv/f2b/jail.d/rolled-back.local\"  # ours\n",
+    );
+    write(
+        r,
+        "srv/f2b/jail.d/rolled-back.local",
+        &dropin(&["nginx-bad", "sshd-x"]),
+    );
+    write(
+        r,
+        "srv/f2b/jail.d/rolled-back.local.tmp-4242",
+        &dropin(&["nginx-bad"]),
+    );
+    write(r, "var/lib/fail2ban-healthd/state.json", "{}");
+    // Someone else's file at the default path.
+    write(r, DEFAULT_DROPIN, "[sshd]\nenabled = false\n");
+
+    // apt purge: prerm remove, then dpkg removes the conffiles, then
+    // postrm remove and postrm purge.
+    assert_eq!(maintainer_script(r, "prerm", &["remove"]), "");
+    std::fs::remove_file(r.join("etc/fail2ban-healthd/config.toml")).unwrap();
+    assert_eq!(maintainer_script(r, "postrm", &["remove"]), "");
+    assert!(
+        r.join("srv/f2b/jail.d/rolled-back.local").exists(),
+        "remove keeps the drop-in"
+    );
+    let said = maintainer_script(r, "postrm", &["purge"]);
+
+    assert!(
+        !r.join("srv/f2b/jail.d/rolled-back.local").exists(),
+        "{said}"
+    );
+    assert!(!r.join("srv/f2b/jail.d/rolled-back.local.tmp-4242").exists());
+    assert!(!r.join("var/lib/fail2ban-healthd").exists());
+    assert_eq!(
+        std::fs::read_to_string(r.join(DEFAULT_DROPIN)).unwrap(),
+        "[sshd]\nenabled = false\n",
+        "a file without the marker is kept"
+    );
+    assert!(
+        said.contains("/srv/f2b/jail.d/rolled-back.local")
+            && said.contains(": nginx-bad sshd-x.")
+            && said.contains("fail2ban was not reloaded")
+            && said.contains("fail2ban-client reload"),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!(
+            "{DEFAULT_DROPIN} was not written by fail2ban-healthd"
+        )) && said.contains("kept"),
+        "{said}"
+    );
+}
+
+#[test]
+fn purge_without_a_remembered_path_removes_the_default_dropin() {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    write(r, DEFAULT_DROPIN, &dropin(&["gamma"]));
+    // A package left in the config-files state before prerm remembered
+    // anything: the default path is still looked at.
+    let said = maintainer_script(r, "postrm", &["purge"]);
+    assert!(!r.join(DEFAULT_DROPIN).exists(), "{said}");
+    assert!(said.contains(": gamma."), "{said}");
+    assert_eq!(
+        said.matches("fail2ban-healthd: removed").count(),
+        1,
+        "{said}"
+    );
+
+    // Nothing to remove: nothing said.
+    assert_eq!(maintainer_script(r, "postrm", &["purge"]), "");
+    // A marker that is not on the first line does not make a file ours.
+    write(
+        r,
+        DEFAULT_DROPIN,
+        &format!("[x]\nenabled = false\n{MARKER}\n"),
+    );
+    let said = maintainer_script(r, "postrm", &["purge"]);
+    assert!(r.join(DEFAULT_DROPIN).exists(), "{said}");
 }

@@ -15,7 +15,7 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 2
 fi
 if ! command -v cargo >/dev/null; then
-    echo "tests/run.sh: cargo is missing; install a Rust toolchain (1.85 or later, e.g. with rustup)" >&2
+    echo "tests/run.sh: cargo is missing; install a Rust toolchain (1.89 or later, e.g. with rustup)" >&2
     exit 2
 fi
 

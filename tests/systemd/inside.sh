@@ -11,11 +11,22 @@
 #           fail2ban.socket: the warning about its broken socket activation
 #           and truthful offline reasons (check 8).
 #   head    the same with upstream head: the daemon never starts fail2ban
-#           (checks 4 to 6) and a rollback brings both units back (check 7).
+#           (checks 4 to 6) and a rollback brings both units back (check 7);
+#           polkitd is purged before the package is installed, so this
+#           rollback runs without polkit.
+#   purge   dpkg --purge after a rollback: the daemon's drop-in goes, and
+#           the jails it disabled are named; fail2ban is left alone.
+#   purge-custom  the same with rollback_dropin set in the configuration,
+#           and a file without the daemon's marker at the default path,
+#           which stays.
 set -u
 NAME=org.fail2ban_healthd.Health1
 OBJ=/org/fail2ban_healthd/Health1
 DROPIN=/etc/fail2ban/jail.d/zz-fail2ban-healthd-rollback.local
+# The exposure `systemd-analyze security fail2ban-healthd.service` gives
+# the shipped unit, as the README states it, per systemd version.
+EXPOSURE_252=0.5
+EXPOSURE_257=0.5
 CONFIG=/etc/fail2ban-healthd/config.toml
 # The daemon's journal event for 1.1.1's broken socket activation.
 WARN_EVENT=fail2ban_socket_activation_broken
@@ -174,9 +185,19 @@ phase_debian() {
     local out score
     out=$(systemd-analyze verify /lib/systemd/system/fail2ban-healthd.service 2>&1)
     if [ -z "$out" ]; then pass "systemd-analyze verify"; else fail "systemd-analyze verify" "$out"; fi
-    score=$(systemd-analyze security fail2ban-healthd.service 2>/dev/null | sed -n 's/.*Overall exposure level for fail2ban-healthd.service: \([0-9.]*\).*/\1/p')
-    echo "exposure: ${score:-unknown}"
-    if [ -n "$score" ] && awk -v s="$score" 'BEGIN { exit !(s <= 2.0) }'; then pass "exposure $score <= 2.0"; else fail "exposure ${score:-unknown} <= 2.0"; fi
+    local systemd_version documented
+    systemd_version=$(systemctl --version | awk 'NR == 1 {print $2}')
+    out=$(systemd-analyze security fail2ban-healthd.service 2>&1)
+    score=$(echo "$out" | sed -n 's/.*Overall exposure level for fail2ban-healthd.service: \([0-9.]*\).*/\1/p')
+    echo "$out" | grep -E '^(✗|→)' | sed "s/^/exposure (systemd $systemd_version): /"
+    eval "documented=\${EXPOSURE_$systemd_version:-}"
+    if [ -n "$score" ] && [ -n "$documented" ] && awk -v s="$score" -v d="$documented" 'BEGIN { exit !(s <= d) }'; then
+        pass "systemd-analyze security (systemd $systemd_version): exposure $score <= $documented, the README's"
+    else
+        fail "systemd-analyze security (systemd $systemd_version): exposure ${score:-unknown} <= ${documented:-(none documented)}, the README's"
+    fi
+    out=$(systemctl show -P CapabilityBoundingSet fail2ban-healthd)
+    if [ -z "$out" ]; then pass "the unit's CapabilityBoundingSet is empty"; else fail "the unit's CapabilityBoundingSet is empty" "$out"; fi
 
     # Quicker probes and watchdog for the test; the shipped unit is unchanged.
     write_config 2s
@@ -191,6 +212,20 @@ phase_debian() {
     check "StatusText says fail2ban is online with 2 jails" until_ok 10 sh -c \
         'systemctl show -P StatusText fail2ban-healthd | grep -Eq "^fail2ban [0-9.]+ online, 2 jails"'
     echo "status: $(systemctl show -P StatusText fail2ban-healthd)"
+    # No capability at all, in a user namespace that maps only root.
+    local pid caps
+    pid=$(systemctl show -P MainPID fail2ban-healthd)
+    caps=$(grep -E '^Cap(Inh|Prm|Eff|Bnd|Amb):' /proc/"$pid"/status | awk '{print $2}' | sort -u | tr '\n' ' ')
+    out=$(awk '{print $1, $2, $3}' /proc/"$pid"/uid_map | tr '\n' ' ')
+    echo "daemon: capabilities $caps; uid_map $out"
+    if [ "$caps" = "0000000000000000 " ] && [ "$out" = "0 0 1 " ]; then
+        pass "the daemon runs as root with no capabilities (all sets 0), only root mapped"
+    else
+        fail "the daemon runs as root with no capabilities, only root mapped" "caps $caps; uid_map $out"
+    fi
+    # NoExecPaths=/: its root is mounted noexec.
+    out=$(awk '$5 == "/" {print $6}' /proc/"$pid"/mountinfo | tail -n 1)
+    if echo "$out" | grep -qw noexec; then pass "the daemon's / is noexec ($out)"; else fail "the daemon's / is noexec" "$out"; fi
 
     systemctl stop fail2ban-healthd
     check "stopped before activation" sh -c '! systemctl is-active --quiet fail2ban-healthd'
@@ -223,8 +258,10 @@ phase_debian() {
 
     # Rollback through systemd: a jail whose log file is missing makes
     # fail2ban exit 255 at its restart; Rollback disables it in the daemon's
-    # drop-in and restarts the unit with RestartUnit.
+    # drop-in and restarts the unit with RestartUnit. Here with polkitd
+    # installed (the trixie-upstream container has none).
     local rc before
+    check "polkitd is installed" sh -c "dpkg-query -W -f='\${Status}' polkitd | grep -q 'ok installed'"
     dismiss
     write_bad_jail gamma
     out=$(fail2ban-healthd activate gamma 2>&1)
@@ -251,6 +288,8 @@ phase_debian() {
         'journalctl -u fail2ban-healthd -o json --no-pager | grep "\"MESSAGE\":\"rollback_started\"" | grep "\"JAIL\":\"gamma\"" | grep -q "\"UID\":\"0\""'
     check "the record is rolled back and resolved" until_ok 10 sh -c \
         "busctl --system get-property $NAME $OBJ $NAME PendingRecovery | grep -q '\"RolledBack\" b true' && busctl --system get-property $NAME $OBJ $NAME PendingRecovery | grep -q '\"Recovered\" b true'"
+    # The purge phase puts it back.
+    cp $DROPIN /tmp/dropin.rolled-back
     out=$(fail2ban-healthd rollback 2>&1)
     if echo "$out" | grep -q NoPendingRecovery; then pass "a second rollback has nothing to do"; else fail "a second rollback has nothing to do" "$out"; fi
     out=$(fail2ban-healthd status 2>&1)
@@ -553,6 +592,18 @@ install_upstream() {
 upstream_prepare() {
     [ -z "${upstream_prepared:-}" ] || return 0
     upstream_prepared=1
+    # No polkit here: the package only recommends it, and a rollback by
+    # root must not need it.
+    systemctl stop polkit.service >/dev/null 2>&1
+    DEBIAN_FRONTEND=noninteractive dpkg --purge polkitd >/tmp/purge-polkitd.log 2>&1 || cat /tmp/purge-polkitd.log
+    local owner activatable
+    owner=$(busctl --system call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus NameHasOwner s org.freedesktop.PolicyKit1 2>&1)
+    activatable=$(busctl --system call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus ListActivatableNames 2>&1 | grep -c PolicyKit1)
+    if ! dpkg-query -W -f='${Status}' polkitd 2>/dev/null | grep -q "ok installed" && [ "$owner" = "b false" ] && [ "$activatable" = 0 ]; then
+        pass "polkitd purged: org.freedesktop.PolicyKit1 neither on the bus nor activatable"
+    else
+        fail "polkitd purged" "NameHasOwner: $owner; activatable: $activatable"
+    fi
     write_jails
     systemctl restart fail2ban
     until_ok 20 answers 2
@@ -712,18 +763,29 @@ phase_head() {
     systemctl stop fail2ban-healthd
     check6 epsilon write_bad_regex_jail "invalid failregex"
     check6 gamma write_bad_jail "log file missing"
-    # Check 7: a rollback brings both units back.
-    out=$(fail2ban-healthd rollback --json 2>&1); rc=$?
+    # Check 7: a rollback brings both units back: ResetFailedUnit,
+    # StartUnit of the socket, RestartUnit of the service, from a daemon
+    # with no capabilities and no polkit on the bus. Called as busctl does.
+    out=$(as_nobody dbus-send --system --print-reply --reply-timeout=40000 --dest=$NAME $OBJ $NAME.Rollback 2>&1)
+    if echo "$out" | grep -q "$NAME.Error.NotAuthorized" && [ ! -e $DROPIN ]; then
+        pass "check 7: without polkit, uid 65534 gets NotAuthorized for Rollback; nothing written"
+    else
+        fail "check 7: without polkit, uid 65534 gets NotAuthorized for Rollback" "$out"
+    fi
+    out=$(busctl --system --timeout=40 call $NAME $OBJ $NAME Rollback 2>&1); rc=$?
     echo "check 7 rollback: rc=$rc $out"
     # The socket is active: "listening", or "running" once the service
     # has taken its descriptor over.
-    if [ $rc -eq 0 ] && until_ok 30 sh -c 'systemctl is-active --quiet fail2ban.socket && systemctl is-active --quiet fail2ban.service' &&
+    if [ $rc -eq 0 ] && echo "$out" | grep -q '"JailName" s "gamma"' && echo "$out" | grep -q '"Restarted" b true' &&
+        until_ok 30 sh -c 'systemctl is-active --quiet fail2ban.socket && systemctl is-active --quiet fail2ban.service' &&
         until_ok 15 sh -c "[ \"\$(busctl --system get-property $NAME $OBJ $NAME Online)\" = 'b true' ]"; then
-        pass "check 7: rollback brings fail2ban.socket and fail2ban.service back (both active), the daemon online"
+        pass "check 7: busctl call ... Rollback as root, without polkit, brings fail2ban.socket and fail2ban.service back (both active), the daemon online"
     else
-        fail "check 7: rollback brings fail2ban.socket and fail2ban.service back (both active), the daemon online" \
+        fail "check 7: busctl call ... Rollback as root, without polkit, brings fail2ban.socket and fail2ban.service back (both active), the daemon online" \
             "socket $(state_of fail2ban.socket)/$(systemctl show -P SubState fail2ban.socket), service $(state_of fail2ban.service), Online $(prop Online), OfflineReason $(prop OfflineReason)"
     fi
+    check "check 7: the drop-in disables gamma" sh -c \
+        "head -1 $DROPIN | grep -q '^# Written by fail2ban-healthd' && grep -A1 -x '\[gamma\]' $DROPIN | grep -qx 'enabled = false'"
 }
 
 phase_v111() {
@@ -780,6 +842,65 @@ phase_v111() {
     fresh_daemon_state
 }
 
+# dpkg --purge with the daemon's drop-in at $1 (written by a rollback):
+# the file goes, the jails it disabled are named, fail2ban is neither
+# restarted nor reloaded. $2, when given, is a file without the marker,
+# which stays.
+purge_checks() {
+    local dropin=$1 foreign=${2:-} out jails inv0 n0 foreign_sum=
+    jails=$(sed -n 's/^\[\(.*\)\]$/\1/p' "$dropin" | tr '\n' ' ')
+    [ -z "$foreign" ] || foreign_sum=$(sha256sum "$foreign")
+    inv0=$(systemctl show -P InvocationID fail2ban.service)
+    n0=$(systemctl show -P NRestarts fail2ban.service)
+    out=$(DEBIAN_FRONTEND=noninteractive dpkg --purge fail2ban-healthd 2>&1)
+    echo "$out" | sed 's/^/purge: /'
+    if ! dpkg-query -W -f='${Status}' fail2ban-healthd 2>/dev/null | grep -q "ok installed" && [ ! -e "$dropin" ] &&
+        [ -n "$jails" ] && echo "$out" | grep -q "removed its rollback drop-in $dropin" &&
+        echo "$out" | grep -q "after failed activations: ${jails% }\." && echo "$out" | grep -q "fail2ban-client reload"; then
+        pass "purge removes the drop-in $dropin and names the jails it disabled ($jails) and the reload"
+    else
+        fail "purge removes the drop-in $dropin and names the jails it disabled ($jails)" "$(ls -l "$dropin" 2>&1)"
+    fi
+    if [ -n "$foreign" ]; then
+        if [ "$(sha256sum "$foreign" 2>&1)" = "$foreign_sum" ] && echo "$out" | grep -q "$foreign was not written by fail2ban-healthd.*kept"; then
+            pass "purge keeps $foreign, which lacks the marker, and says so"
+        else
+            fail "purge keeps $foreign, which lacks the marker" "$(ls -l "$foreign" 2>&1)"
+        fi
+    fi
+    if [ ! -e /var/lib/fail2ban-healthd ] && [ ! -e /etc/fail2ban-healthd/config.toml ] &&
+        [ "$(systemctl show -P InvocationID fail2ban.service)" = "$inv0" ] && [ "$(systemctl show -P NRestarts fail2ban.service)" = "$n0" ]; then
+        pass "purge removes the state and the configuration, and leaves fail2ban running as it was"
+    else
+        fail "purge removes the state and the configuration, and leaves fail2ban running as it was" \
+            "$(ls -d /var/lib/fail2ban-healthd /etc/fail2ban-healthd/config.toml 2>&1 | tr '\n' ' '); fail2ban $(state_of fail2ban.service), InvocationID $inv0 -> $(systemctl show -P InvocationID fail2ban.service)"
+    fi
+}
+
+phase_purge() {
+    if [ ! -f $DROPIN ]; then
+        fail "a rollback left the drop-in $DROPIN to purge"
+        return
+    fi
+    purge_checks $DROPIN
+}
+
+# The drop-in of the debian phase's rollback, at a path the configuration
+# names; a file of the administrator's at the default path.
+phase_purge_custom() {
+    local custom=/etc/fail2ban/jail.d/zz-site-rollback.local
+    if [ ! -f /tmp/dropin.rolled-back ]; then
+        fail "the debian phase's rollback left a drop-in to purge"
+        return
+    fi
+    systemctl start fail2ban-healthd
+    printf 'rollback_dropin = "%s"  # where rollbacks go here\n' $custom >> $CONFIG
+    cp /tmp/dropin.rolled-back $custom
+    printf '[sshd]\nenabled = false\n' > $DROPIN
+    purge_checks $custom $DROPIN
+    rm -f $DROPIN
+}
+
 for phase in "$@"; do
     echo "== phase $phase"
     phase_started=$SECONDS
@@ -787,6 +908,8 @@ for phase in "$@"; do
         debian) phase_debian ;;
         v1.1.1) upstream_prepare; phase_v111; phase_time "v1.1.1 (check 8)" ;;
         head) upstream_prepare; phase_head; phase_time "head (checks 4 to 7)" ;;
+        purge) phase_purge; phase_time "purge" ;;
+        purge-custom) phase_purge_custom; phase_time "purge" ;;
         *) fail "unknown phase $phase" ;;
     esac
 done

@@ -143,8 +143,8 @@ fi
 
 phases_of() {
     case $1 in
-        trixie-upstream) echo "v1.1.1 head" ;;
-        *) echo debian ;;
+        trixie-upstream) echo "v1.1.1 head purge" ;;
+        *) echo "debian purge-custom" ;;
     esac
 }
 
