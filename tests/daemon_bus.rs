@@ -172,7 +172,7 @@ async fn a_crash_inside_the_window_is_attributed_and_its_recovery_seen() {
     assert_eq!(get::<u64>(&shown, "ActivatedAt"), at);
 
     server.signal_and_wait(Signal::SIGKILL);
-    assert!(!p.probe().await.unwrap());
+    common::bus::probe_until(&p, false, "fail2ban killed").await;
     // Refused (3), or connection lost (8) when the kill caught a probe
     // mid-conversation (the activation starts one at once).
     let went = within("WentOffline", 5, offline.next()).await.unwrap();
@@ -199,7 +199,7 @@ async fn a_crash_inside_the_window_is_attributed_and_its_recovery_seen() {
     assert_eq!(p.version().await.unwrap(), "");
 
     server.spawn();
-    assert!(p.probe().await.unwrap());
+    common::bus::probe_until(&p, true, "fail2ban back").await;
     within("CameOnline", 5, online.next()).await.unwrap();
     let res = within("RecoveryResolved", 5, resolved.next())
         .await

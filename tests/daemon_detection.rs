@@ -25,7 +25,7 @@ async fn a_killed_fail2ban_is_seen_at_once_not_at_the_next_interval() {
         if round > 0 {
             server.spawn();
         }
-        assert!(p.probe().await.unwrap(), "round {round}: online");
+        common::bus::probe_until(&p, true, &format!("round {round}")).await;
         let start = Instant::now();
         server.signal_and_wait(Signal::SIGKILL);
         let killed = start.elapsed();

@@ -296,7 +296,7 @@ async fn one_step_is_one_properties_changed() {
         .unwrap();
     let mut changes = props.receive_properties_changed().await.unwrap();
     server.spawn();
-    assert!(p.probe().await.unwrap());
+    common::bus::probe_until(&p, true, "fail2ban back").await;
     let first = tokio::time::timeout(Duration::from_secs(5), changes.next())
         .await
         .unwrap()

@@ -464,3 +464,17 @@ impl FakePolkit {
         }
     }
 }
+
+/// Calls `Probe()` until it answers `expected`, for at most 10 s. A probe
+/// that ended less than a second before a call answers it (the contract's
+/// floor), so a change made just now may take a second to show.
+pub async fn probe_until(p: &Health1Proxy<'_>, expected: bool, what: &str) {
+    let start = Instant::now();
+    while p.probe().await.unwrap() != expected {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{what}: Probe() never answered {expected}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
