@@ -498,6 +498,23 @@ mod tests {
     }
 
     #[test]
+    fn the_table_prints_no_control_character() {
+        let status = ServerStatus {
+            version: "1.0\u{7}".into(),
+            jails: vec![JailStats {
+                name: "a\nb\u{1b}[2J".into(),
+                currently_failed: 0,
+                total_failed: 0,
+                currently_banned: 0,
+                total_banned: 0,
+            }],
+        };
+        let table = render_table(&status, "/s");
+        assert_eq!(table.lines().count(), 3, "{table}");
+        assert!(table.lines().all(crate::text::printable), "{table:?}");
+    }
+
+    #[test]
     fn table_is_aligned() {
         let status = ServerStatus {
             version: "1.0.2".into(),

@@ -652,6 +652,21 @@ mod tests {
     }
 
     #[test]
+    fn strings_from_the_bus_lose_their_control_characters() {
+        let v = Variant::from("1.0.2\0\nMAINPID=1\u{85}");
+        let out = to_json(&v);
+        let text = out.as_str().unwrap();
+        assert!(crate::text::printable(text), "{text:?}");
+        assert_eq!(text, "1.0.2\\u{0}\\u{a}MAINPID=1\\u{85}");
+        let mut d: HashMap<String, OwnedVariant> = HashMap::new();
+        d.insert(
+            "JailName".into(),
+            OwnedVariant::try_from(Variant::from("x\u{1b}[2J")).unwrap(),
+        );
+        assert_eq!(record_json(&d)["jail"], "x\\u{1b}[2J");
+    }
+
+    #[test]
     fn an_empty_record_is_null() {
         assert_eq!(record_json(&HashMap::new()), Value::Null);
     }

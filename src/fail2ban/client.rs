@@ -19,8 +19,9 @@ use super::codec::{self, CodecError, FrameBuffer, Reply};
 use super::pickle_guard::Budget;
 use crate::health::OfflineReason;
 
-/// Size of one read from the socket.
-const CHUNK: usize = 8 * 1024;
+/// Size of one read from the socket: small next to the 16 MiB cap, large
+/// enough that a reply at the cap takes few reads.
+const CHUNK: usize = 64 * 1024;
 
 /// How long to wait before retrying a connect that found the backlog full.
 const BACKLOG_RETRY: Duration = Duration::from_millis(2);
@@ -275,16 +276,23 @@ impl Connection {
             // replies: decoding does not yield, so a server that sends
             // replies faster than they decode cannot stretch the probe.
             let frame = self.read_frame().await?;
-            let reply = codec::decode_reply_within(&frame, &self.decode);
+            codec::admit(&frame, &self.decode)?;
+            self.check_deadline()?;
+            let reply = codec::decode_admitted(&frame);
             drop(frame);
             replies.push(reply?);
-            if Instant::now() >= self.deadline {
-                return Err(Error::Timeout {
-                    budget: self.budget,
-                });
-            }
+            self.check_deadline()?;
         }
         Ok(replies)
+    }
+
+    fn check_deadline(&self) -> Result<(), Error> {
+        if Instant::now() >= self.deadline {
+            return Err(Error::Timeout {
+                budget: self.budget,
+            });
+        }
+        Ok(())
     }
 
     async fn read_frame(&mut self) -> Result<Vec<u8>, Error> {

@@ -196,11 +196,31 @@ pub fn decode_reply(frame: &[u8]) -> Result<Reply, CodecError> {
 /// [`CodecError::UnexpectedShape`] for anything else that is not a
 /// `(code, value)` pair with code 0 or 1.
 pub fn decode_reply_within(frame: &[u8], budget: &Budget) -> Result<Reply, CodecError> {
+    admit(frame, budget)?;
+    decode_admitted(frame)
+}
+
+/// The first half of [`decode_reply_within`]: the pickle guard's verdict
+/// on `frame`, charged to `budget`. A caller with a deadline may look at
+/// the clock between the halves.
+///
+/// # Errors
+/// [`CodecError::Expansive`] or [`CodecError::Garbage`].
+pub fn admit(frame: &[u8], budget: &Budget) -> Result<(), CodecError> {
     use super::pickle_guard::{Refusal, check};
     check(frame, budget).map_err(|e| match e {
         Refusal::Limit(m) => CodecError::Expansive(m),
         Refusal::Malformed(m) => CodecError::Garbage(m),
     })?;
+    Ok(())
+}
+
+/// The second half of [`decode_reply_within`], for a frame [`admit`]
+/// accepted: serde-pickle decodes it.
+///
+/// # Errors
+/// As [`decode_reply_within`], but never [`CodecError::Expansive`].
+pub fn decode_admitted(frame: &[u8]) -> Result<Reply, CodecError> {
     // serde-pickle can panic on hostile input (sorting set members or
     // dict keys whose order is not total, found by fuzzing): a panic is
     // garbage, never the end of the daemon.

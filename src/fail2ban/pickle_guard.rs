@@ -492,7 +492,18 @@ impl Machine<'_> {
 
     /// `modify_list`, `modify_dict`, `modify_set`: adds `items` to the
     /// container on top, which must be a `kind`.
-    fn extend_top(&mut self, kind: CK, mut items: Vec<V>) -> Check<()> {
+    fn extend_top(&mut self, kind: CK, items: Vec<V>) -> Check<()> {
+        self.extend_top_with(kind, items.len(), items)
+    }
+
+    /// As [`Machine::extend_top`], for `n` items from any source (one
+    /// appended item needs no vector of its own).
+    fn extend_top_with(
+        &mut self,
+        kind: CK,
+        n: usize,
+        items: impl IntoIterator<Item = V>,
+    ) -> Check<()> {
         let max_depth = self.budget.limits.max_depth;
         let top = self.top()?;
         let V::C(c) = top else {
@@ -501,21 +512,22 @@ impl Machine<'_> {
         if c.kind != kind {
             return Err(format!("adding items to {}", top.kind()).into());
         }
-        if kind == CK::Dict && items.len() % 2 == 1 {
-            // `extend_dict` drops a key without a value.
-            items.pop();
+        // `extend_dict` drops a key without a value.
+        let take = if kind == CK::Dict { n - n % 2 } else { n };
+        let (mut nodes, mut bytes, mut depth) = (c.nodes, c.bytes, c.depth);
+        let start = c.items.len();
+        c.items.extend(items.into_iter().take(take));
+        for v in &c.items[start..] {
+            nodes = nodes.saturating_add(v.nodes());
+            bytes = bytes.saturating_add(v.bytes());
+            depth = depth.max(v.depth().saturating_add(1));
         }
-        for v in &items {
-            c.nodes = c.nodes.saturating_add(v.nodes());
-            c.bytes = c.bytes.saturating_add(v.bytes());
-            c.depth = c.depth.max(v.depth().saturating_add(1));
-        }
-        if c.depth > max_depth {
+        if depth > max_depth {
             return Err(Refusal::Limit(format!(
                 "the reply nests deeper than {max_depth} levels"
             )));
         }
-        c.items.extend(items);
+        (c.nodes, c.bytes, c.depth) = (nodes, bytes, depth);
         Ok(())
     }
 
@@ -842,7 +854,7 @@ impl Machine<'_> {
                 }
                 b'a' => {
                     let v = self.pop()?;
-                    self.extend_top(CK::List, vec![v])?;
+                    self.extend_top_with(CK::List, 1, [v])?;
                 }
                 b'e' => {
                     let items = self.pop_mark()?;
@@ -851,7 +863,7 @@ impl Machine<'_> {
                 b's' => {
                     let value = self.pop()?;
                     let key = self.pop()?;
-                    self.extend_top(CK::Dict, vec![key, value])?;
+                    self.extend_top_with(CK::Dict, 2, [key, value])?;
                 }
                 b'u' => {
                     let items = self.pop_mark()?;
