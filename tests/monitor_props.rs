@@ -115,11 +115,10 @@ proptest! {
             match op {
                 Op::Advance(ms) => {
                     now = now.after(Duration::from_millis(ms));
-                    if let Some(due) = m.poll_timeout() {
-                        if due <= now.mono {
+                    if let Some(due) = m.poll_timeout()
+                        && due <= now.mono {
                             m.handle_timeout(now);
                         }
-                    }
                 }
                 Op::Online(r) if m.probe_in_flight() => {
                     m.handle_input(now, Input::ProbeFinished(Ok(status(&r)))).unwrap();

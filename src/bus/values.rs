@@ -82,10 +82,10 @@ pub fn record(r: Option<&RecoveryRecord>) -> HashMap<String, OwnedVariant> {
         map.insert("UnitResult".into(), string(&exit.result));
         map.insert("ExitStatus".into(), OwnedVariant::from(exit.exit_status));
     }
-    if let Cause::JailsVanished(names) = &r.cause {
-        if let Ok(v) = OwnedVariant::try_from(Variant::from(names.clone())) {
-            map.insert("VanishedJails".into(), v);
-        }
+    if let Cause::JailsVanished(names) = &r.cause
+        && let Ok(v) = OwnedVariant::try_from(Variant::from(names.clone()))
+    {
+        map.insert("VanishedJails".into(), v);
     }
     map
 }

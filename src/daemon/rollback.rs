@@ -119,10 +119,11 @@ pub fn dropin_text(existing: Option<&str>, jail: &str, path: &Path) -> Result<St
             return Err(Failure::Foreign(path.to_owned()));
         }
         for line in text.lines().map(str::trim) {
-            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-                if valid_jail_name(name) && !jails.iter().any(|j| j == name) {
-                    jails.push(name.to_owned());
-                }
+            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']'))
+                && valid_jail_name(name)
+                && !jails.iter().any(|j| j == name)
+            {
+                jails.push(name.to_owned());
             }
         }
     }

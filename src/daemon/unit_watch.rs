@@ -105,10 +105,10 @@ async fn follow(
     let mut reloads = manager.receive_reloading().await?;
     // systemd sends unit property changes only to subscribed clients; a
     // second subscription of this connection is refused, and harmless.
-    if let Err(e) = manager.subscribe().await {
-        if no_systemd(&e) {
-            return Err(e);
-        }
+    if let Err(e) = manager.subscribe().await
+        && no_systemd(&e)
+    {
+        return Err(e);
     }
     let Some(units) = FailUnit::open(conn, unit, socket_path).await? else {
         tracing::info!(unit = %unit, "unit_watch_no_unit");

@@ -339,17 +339,16 @@ fn classify_connect(path: &Path, e: io::Error) -> Error {
     let path = path.to_owned();
     // This process's own shortages, from socket() or connect(): nothing
     // to do with fail2ban.
-    if let Some(errno) = e.raw_os_error() {
-        if [
+    if let Some(errno) = e.raw_os_error()
+        && [
             nix::libc::EMFILE,
             nix::libc::ENFILE,
             nix::libc::ENOBUFS,
             nix::libc::ENOMEM,
         ]
         .contains(&errno)
-        {
-            return Error::Local { path, source: e };
-        }
+    {
+        return Error::Local { path, source: e };
     }
     match e.kind() {
         io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => Error::SocketMissing { path },

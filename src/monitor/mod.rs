@@ -367,16 +367,16 @@ impl Monitor {
             .iter()
             .filter_map(|a| mono_of(a).map(|at| (a.clone(), at)))
             .collect();
-        if let Some(latest) = &memory.last_activation {
-            if let Some(at) = mono_of(latest) {
-                m.watch = Some(Watch {
-                    shown: latest.clone(),
-                    at,
-                    jails_before: memory.jails_before.clone(),
-                    spent: memory.spent,
-                    ran_before: memory.ran_before,
-                });
-            }
+        if let Some(latest) = &memory.last_activation
+            && let Some(at) = mono_of(latest)
+        {
+            m.watch = Some(Watch {
+                shown: latest.clone(),
+                at,
+                jails_before: memory.jails_before.clone(),
+                spent: memory.spent,
+                ran_before: memory.ran_before,
+            });
         }
         m.snapshot.last_activation = memory.last_activation;
         m.snapshot.pending_recovery = memory.record;
@@ -513,13 +513,12 @@ impl Monitor {
                 self.rollback_running = false;
                 // A grace the rollback's restart opened is its own.
                 self.grace = None;
-                if let Some(r) = self.snapshot.pending_recovery.as_mut() {
-                    if done
-                        && r.jail_name == activation.jail_name
-                        && r.activated_at == activation.activated_at
-                    {
-                        r.rolled_back = true;
-                    }
+                if let Some(r) = self.snapshot.pending_recovery.as_mut()
+                    && done
+                    && r.jail_name == activation.jail_name
+                    && r.activated_at == activation.activated_at
+                {
+                    r.rolled_back = true;
                 }
                 self.request_probe(now);
             }
@@ -826,15 +825,13 @@ impl Monitor {
             .grace
             .as_mut()
             .filter(|g| now.mono < g.opened + MAX_STOP_WAIT)
-        {
-            if self
+            && self
                 .unit
                 .as_ref()
                 .is_some_and(|u| u.active_state == "deactivating")
-            {
-                g.until = now.mono + grace.max(Duration::from_secs(1));
-                return;
-            }
+        {
+            g.until = now.mono + grace.max(Duration::from_secs(1));
+            return;
         }
         let now = match &self.grace {
             Some(g) if g.until < now.mono => Now {
@@ -903,10 +900,10 @@ impl Monitor {
         }
         if let Some(reason) = self.connect_gate() {
             self.went_offline(now, reason);
-        } else if let Some(reason) = self.unit.as_ref().and_then(UnitState::offline_reason) {
-            if !self.snapshot.online {
-                self.snapshot.offline_reason = reason;
-            }
+        } else if let Some(reason) = self.unit.as_ref().and_then(UnitState::offline_reason)
+            && !self.snapshot.online
+        {
+            self.snapshot.offline_reason = reason;
         }
     }
 

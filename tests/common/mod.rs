@@ -280,12 +280,11 @@ impl Fail2ban {
     fn wait_ready(&self, limit: Duration) {
         let start = Instant::now();
         loop {
-            if let Ok(names) = self.jail_names() {
-                if names.len() == self.jails.len()
-                    && self.jails.iter().all(|j| self.follows_its_log(j))
-                {
-                    return;
-                }
+            if let Ok(names) = self.jail_names()
+                && names.len() == self.jails.len()
+                && self.jails.iter().all(|j| self.follows_its_log(j))
+            {
+                return;
             }
             if start.elapsed() > limit {
                 let log =
