@@ -21,7 +21,7 @@ if ! /usr/bin/python3 -c 'import gi' 2>/dev/null; then
     fi
 fi
 
-benches=${BENCH_ONLY:-probe detection footprint bus scale}
+benches=${BENCH_ONLY:-probe detection footprint bus scale hostile}
 log=target/bench-suite.log
 mkdir -p target
 : > "$log"
