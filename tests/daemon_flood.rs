@@ -80,8 +80,9 @@ async fn flood(bus: &PrivateBus, for_how_long: Duration) -> usize {
     calls
 }
 
-#[tokio::test]
-async fn sixteen_clients_calling_probe_cost_fail2ban_one_probe_a_second() {
+/// A real fail2ban with one jail, and the daemon writing its metrics to
+/// `healthd.prom` in the returned directory.
+async fn with_metrics() -> (Fail2ban, PrivateBus, tempfile::TempDir, Daemon) {
     let server = Fail2ban::start_with(&["alpha"]);
     let bus = PrivateBus::start();
     let dir = tempfile::tempdir().unwrap();
@@ -93,6 +94,13 @@ async fn sixteen_clients_calling_probe_cost_fail2ban_one_probe_a_second() {
         &[],
     )
     .await;
+    (server, bus, dir, daemon)
+}
+
+#[tokio::test]
+async fn sixteen_clients_calling_probe_cost_fail2ban_one_probe_a_second() {
+    let (_server, bus, dir, daemon) = with_metrics().await;
+    let metrics = dir.path().join("healthd.prom");
     common::wait_until(Duration::from_secs(10), "the first probe", || {
         probes(&daemon) >= 1
     });
@@ -134,17 +142,8 @@ async fn sixteen_clients_calling_probe_cost_fail2ban_one_probe_a_second() {
 
 #[tokio::test]
 async fn a_flood_of_activations_rewrites_the_metrics_at_most_once_a_second() {
-    let server = Fail2ban::start_with(&["alpha"]);
-    let bus = PrivateBus::start();
-    let dir = tempfile::tempdir().unwrap();
+    let (_server, bus, dir, daemon) = with_metrics().await;
     let metrics = dir.path().join("healthd.prom");
-    let daemon = Daemon::start(
-        &bus,
-        &server.socket,
-        &["--metrics-file", metrics.to_str().unwrap()],
-        &[],
-    )
-    .await;
     let (_c, p) = proxy(&bus).await;
     assert!(p.probe().await.unwrap());
     common::wait_until(Duration::from_secs(10), "the metrics file", || {
