@@ -353,7 +353,18 @@ restart_cycle() {
     # 10 s), which is systemd refusing, not what is tested here.
     systemctl reset-failed fail2ban 2>/dev/null
     case $1 in
-        systemd) systemctl restart fail2ban || { echo "systemctl restart failed"; return 1; } ;;
+        systemd)
+            if ! systemctl restart fail2ban; then
+                # Result=resources: systemd could not spawn the process at
+                # all (on a cgroup v1 host its executor is now and then
+                # not found). The environment's failure: start again; the
+                # record the daemon rightly makes is dismissed below.
+                [ "$(systemctl show -P Result fail2ban)" = resources ] || { echo "systemctl restart failed"; return 1; }
+                echo "check 1: systemd could not spawn fail2ban (Result=resources); starting it again" >&2
+                systemctl reset-failed fail2ban 2>/dev/null
+                systemctl start fail2ban || { echo "systemctl restart failed, and the start after it ($(state_of fail2ban))"; return 1; }
+            fi
+            ;;
         # -x: 1.1.0's client may find the old socket file still there
         # after the old server stopped answering, and refuse to start.
         client) fail2ban-client -x restart >/tmp/client-restart.log 2>&1 || { echo "fail2ban-client restart: $(tail -n 3 /tmp/client-restart.log | tr "\n" " ")"; return 1; } ;;
@@ -398,9 +409,9 @@ debian_restarts() {
 
     # Check 1: restarts after an activation of a good jail record nothing.
     local watch_pid i detail= first_record= cycles=0 downs=0 t0=$SECONDS
-    # systemd's own exit codes 200 to 243 say it could not set up the
-    # process (219/CGROUP happens now and then in this container on a
-    # cgroup v1 host). That start really failed and the daemon is right to
+    # systemd's own exit codes 200 to 243, and Result=resources, say it
+    # could not set up the process (219/CGROUP, or its executor not found,
+    # happen now and then in this container on a cgroup v1 host). That start really failed and the daemon is right to
     # record it; it is the environment's failure, not a restart taken for
     # a crash: said, dismissed, and the cycles go on.
     local env_failures=0
@@ -408,7 +419,8 @@ debian_restarts() {
         no_record && return 0
         local status
         status=$(rec_num ExitStatus)
-        if rec_has '"UnitResult" s "exit-code"' && [ -n "$status" ] && [ "$status" -ge 200 ] && [ "$status" -le 243 ]; then
+        if { rec_has '"UnitResult" s "exit-code"' && [ -n "$status" ] && [ "$status" -ge 200 ] && [ "$status" -le 243 ]; } ||
+            rec_has '"UnitResult" s "resources"'; then
             echo "check 1: $1: systemd could not start fail2ban (exit status $status, its own); recorded, dismissed: $(prop PendingRecovery)"
             env_failures=$((env_failures + 1))
             dismiss
