@@ -61,10 +61,23 @@ struct FileV1 {
     last_activation: Option<ActivationV1>,
     jails_before: Option<Vec<String>>,
     spent: bool,
+    /// Missing in files of older releases: then derived from
+    /// `jails_before`.
     #[serde(default)]
-    ran_before: bool,
+    ran_before: Option<bool>,
     recent: Vec<ActivationV1>,
     record: Option<RecordV1>,
+    #[serde(default)]
+    seen_jails: Vec<SeenV1>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SeenV1 {
+    jail_name: String,
+    /// Microseconds since the Unix epoch; `null`: before the daemon first
+    /// looked.
+    first_seen: Option<i64>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -93,8 +106,10 @@ struct RecordV1 {
     exit_status: Option<i32>,
     #[serde(default)]
     rolled_back: bool,
+    /// Missing in files of older releases: then derived from the file's
+    /// `jails_before`.
     #[serde(default)]
-    ran_before: bool,
+    ran_before: Option<bool>,
 }
 
 fn time(usec: i64, what: &str) -> Result<DateTime<Utc>, String> {
@@ -137,7 +152,7 @@ impl From<&RecoveryRecord> for RecordV1 {
             unit_result: r.unit_exit.as_ref().map(|u| u.result.clone()),
             exit_status: r.unit_exit.as_ref().map(|u| u.exit_status),
             rolled_back: r.rolled_back,
-            ran_before: r.ran_before,
+            ran_before: Some(r.ran_before),
         }
     }
 }
@@ -173,7 +188,7 @@ impl TryFrom<RecordV1> for RecoveryRecord {
                 _ => None,
             },
             rolled_back: r.rolled_back,
-            ran_before: r.ran_before,
+            ran_before: r.ran_before.unwrap_or(false),
         })
     }
 }
@@ -185,9 +200,17 @@ pub fn encode(memory: &Memory) -> Vec<u8> {
         last_activation: memory.last_activation.as_ref().map(Into::into),
         jails_before: memory.jails_before.clone(),
         spent: memory.spent,
-        ran_before: memory.ran_before,
+        ran_before: Some(memory.ran_before),
         recent: memory.recent.iter().map(Into::into).collect(),
         record: memory.record.as_ref().map(Into::into),
+        seen_jails: memory
+            .seen_jails
+            .iter()
+            .map(|(name, first)| SeenV1 {
+                jail_name: name.clone(),
+                first_seen: first.map(|t| t.timestamp_micros()),
+            })
+            .collect(),
     };
     let mut out = serde_json::to_vec_pretty(&file).unwrap_or_default();
     out.push(b'\n');
@@ -289,20 +312,61 @@ pub fn decode(bytes: &[u8]) -> Result<Memory, String> {
     if let Some(r) = &file.record {
         check_record(r)?;
     }
+    let seen_names: Vec<String> = file
+        .seen_jails
+        .iter()
+        .map(|j| j.jail_name.clone())
+        .collect();
+    check_jails("seen_jails", &seen_names)?;
+    let seen_jails = file
+        .seen_jails
+        .iter()
+        .map(|j| {
+            Ok((
+                j.jail_name.clone(),
+                j.first_seen.map(|t| time(t, "first_seen")).transpose()?,
+            ))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    // Files of older releases did not say whether the jail ran before
+    // its activation: the jails running at the activation tell.
+    let ran_before_activation = |jail: &str| {
+        file.jails_before
+            .as_ref()
+            .is_some_and(|j| j.iter().any(|n| n == jail))
+    };
+    let watch_ran_before = file.ran_before.unwrap_or_else(|| {
+        file.last_activation
+            .as_ref()
+            .is_some_and(|a| ran_before_activation(&a.jail_name))
+    });
+    let record_ran_before = file.record.as_ref().map(|r| {
+        r.ran_before.unwrap_or_else(|| {
+            file.last_activation.as_ref().is_some_and(|a| {
+                a.jail_name == r.jail_name
+                    && a.activated_at == r.activated_at
+                    && ran_before_activation(&a.jail_name)
+            })
+        })
+    });
     let last_activation = file.last_activation.map(Activation::try_from).transpose()?;
     let recent = file
         .recent
         .into_iter()
         .map(Activation::try_from)
         .collect::<Result<Vec<_>, _>>()?;
-    let record = file.record.map(RecoveryRecord::try_from).transpose()?;
+    let mut record = file.record.map(RecoveryRecord::try_from).transpose()?;
+    if let (Some(r), Some(ran)) = (record.as_mut(), record_ran_before) {
+        r.ran_before = ran;
+    }
     Ok(Memory {
         last_activation,
         jails_before: file.jails_before,
         spent: file.spent,
-        ran_before: file.ran_before,
+        ran_before: watch_ran_before,
         recent,
         record,
+        seen_jails,
     })
 }
 
@@ -378,6 +442,7 @@ mod tests {
             jails_before: Some(vec!["sshd".into()]),
             spent: true,
             ran_before: true,
+            seen_jails: vec![("nginx".into(), Some(t(-100))), ("sshd".into(), None)],
             recent: vec![a],
             record: Some(RecoveryRecord {
                 jail_name: "nginx".into(),

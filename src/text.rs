@@ -4,12 +4,14 @@
 
 use std::borrow::Cow;
 
-/// `s` with every control character (C0, DEL, C1) and every Unicode
-/// format or separator that could break a line written as `\u{..}`, and
+/// `s` with every control character (C0, DEL, C1), line or paragraph
+/// separator and invisible format character (bidirectional overrides and
+/// isolates, zero-width characters, byte order mark) written as `\u{..}`,
+/// and
 /// cut to at most `max` bytes (on a character boundary, marked with `…`).
 /// Borrowed when nothing had to change.
 pub fn clean(s: &str, max: usize) -> Cow<'_, str> {
-    let needs_escape = |c: char| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}');
+    let needs_escape = |c: char| !allowed(c);
     if s.len() <= max && !s.chars().any(needs_escape) {
         return Cow::Borrowed(s);
     }
@@ -30,11 +32,26 @@ pub fn clean(s: &str, max: usize) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// Whether `s` is printable text: no control characters and no line or
-/// paragraph separators.
+/// Whether `s` is printable text: no control characters, no line or
+/// paragraph separators, no invisible format characters that could make
+/// text read other than it is (such as a right-to-left override).
 pub fn printable(s: &str) -> bool {
-    !s.chars()
-        .any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'))
+    s.chars().all(allowed)
+}
+
+fn allowed(c: char) -> bool {
+    !(c.is_control()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{061C}'
+                | '\u{180E}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{2028}'..='\u{202E}'
+                | '\u{2060}'..='\u{206F}'
+                | '\u{FEFF}'
+                | '\u{FFF9}'..='\u{FFFB}'
+        ))
 }
 
 #[cfg(test)]
@@ -66,7 +83,17 @@ mod tests {
     #[test]
     fn printable_refuses_controls_and_separators() {
         assert!(printable("sshd nginx-1.0 é"));
-        for bad in ["a\nb", "\0", "x\u{1b}[31m", "\u{2028}", "\u{9b}"] {
+        for bad in [
+            "a\nb",
+            "\0",
+            "x\u{1b}[31m",
+            "\u{2028}",
+            "\u{9b}",
+            "1.0\u{202e}2.0",
+            "a\u{200b}b",
+            "\u{feff}1",
+            "x\u{2066}y",
+        ] {
             assert!(!printable(bad), "{bad:?}");
         }
     }

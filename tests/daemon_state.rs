@@ -208,6 +208,7 @@ fn valid_state_text() -> String {
         jails_before: Some(vec!["sshd".into()]),
         spent: true,
         ran_before: false,
+        seen_jails: vec![("sshd".into(), None)],
         recent: vec![a],
         record: Some(RecoveryRecord {
             jail_name: "nginx".into(),

@@ -768,3 +768,83 @@ fn a_probe_the_daemon_itself_could_not_make_changes_nothing() {
     let events = s.finish(online(&["alpha"]));
     assert_eq!(crash_events(&events), 1, "{events:?}");
 }
+
+#[test]
+fn a_new_jail_a_probe_saw_just_before_its_activation_did_not_run_before() {
+    // The tool switches the jail on and reloads; a probe sees it a moment
+    // before the tool registers the activation; then fail2ban dies.
+    let mut s = Sim::new();
+    s.probe(online(&["sshd"]));
+    ask(&mut s, 100.0, online(&["newjail", "sshd"]));
+    s.at(101.0);
+    s.activate("newjail");
+    crash_now(&mut s, 102.0);
+    let r = record_of(&s);
+    assert_eq!((r.jail_name.as_str(), r.cause.code()), ("newjail", 1));
+    assert!(!r.ran_before, "seen for 1 s only");
+    s.m.handle_input(s.now, Input::RollbackStarted).unwrap();
+
+    // Seen for a whole crash window before its activation, it ran before.
+    let mut s = Sim::new();
+    s.probe(online(&["sshd"]));
+    ask(&mut s, 100.0, online(&["newjail", "sshd"]));
+    ask(&mut s, 161.0, online(&["newjail", "sshd"]));
+    s.activate("newjail");
+    crash_now(&mut s, 162.0);
+    assert!(record_of(&s).ran_before);
+    assert_eq!(
+        s.m.handle_input(s.now, Input::RollbackStarted),
+        Err(Refusal::JailRanBefore("newjail".into()))
+    );
+}
+
+#[test]
+fn what_ran_before_survives_a_restart_of_the_daemon() {
+    let mut s = Sim::new();
+    s.probe(online(&["sshd"]));
+    ask(&mut s, 100.0, online(&["fresh", "sshd"]));
+    let memory = s.m.memory();
+    assert_eq!(
+        memory
+            .seen_jails
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect::<Vec<_>>(),
+        ["fresh", "sshd"]
+    );
+    // The daemon restarts 10 s later; its first answer lists both jails.
+    // sshd ran since before the daemon first looked; "fresh" was first
+    // seen 11 s before its activation, even though this daemon sees it
+    // from its first answer.
+    for (jail, ran_before) in [("sshd", true), ("fresh", false)] {
+        s.at(110.0);
+        let m = Monitor::restored(s.m.timing(), s.now, memory.clone());
+        let mut r = Sim {
+            m,
+            t0: s.t0,
+            now: s.now,
+        };
+        r.next_probe();
+        r.finish(online(&["fresh", "sshd"]));
+        r.activate(jail);
+        crash_now(&mut r, 111.0);
+        let record = record_of(&r);
+        assert_eq!(record.jail_name, jail);
+        assert_eq!(record.ran_before, ran_before, "{jail}");
+    }
+}
+
+#[test]
+fn probes_the_daemon_cannot_make_never_spin_while_a_timeout_awaits_confirmation() {
+    let mut s = Sim::new();
+    s.probe(online(&["alpha"]));
+    s.activate("beta");
+    // A timeout inside the window is asked again at once...
+    ask(&mut s, 1.0, Err(OfflineReason::Timeout));
+    let due = s.next_probe();
+    assert!((due - 1.0).abs() < 1e-6, "{due}");
+    // ...but when the daemon itself cannot probe, not back to back.
+    s.m.handle_input(s.now, Input::ProbeAborted).unwrap();
+    let retry = s.m.poll_timeout().unwrap();
+    assert!(retry >= s.now.mono + std::time::Duration::from_millis(999));
+}

@@ -187,6 +187,7 @@ pub async fn run(parts: Parts, mut stop: watch::Receiver<bool>) {
                         monitor.handle_input(now(), Input::ProbeAborted).ok();
                     }
                     result => {
+                        probe_ended = Some(Instant::now());
                         if local_failures > 0 {
                             tracing::info!(failures = local_failures, "probe_possible_again");
                             local_failures = 0;
@@ -199,7 +200,6 @@ pub async fn run(parts: Parts, mut stop: watch::Receiver<bool>) {
                     }
                 }
                 probe_took = probe_started.elapsed();
-                probe_ended = Some(Instant::now());
                 let s = monitor.snapshot();
                 tracing::debug!(
                     online = s.online,

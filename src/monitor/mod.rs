@@ -19,6 +19,7 @@
 
 mod record;
 mod restart;
+mod seen;
 mod unit;
 
 use std::collections::VecDeque;
@@ -30,6 +31,7 @@ pub use record::{Activation, Cause, RecoveryRecord, UnitExit};
 pub use unit::UnitState;
 
 use restart::{Grace, Settle};
+use seen::Seen;
 use unit::UnitChange;
 
 use crate::health::{JailStats, OfflineReason, ServerStatus};
@@ -104,6 +106,10 @@ const REFUSAL_CONFIRM_AFTER: Duration = Duration::from_millis(10);
 /// How long a restart grace waits, at most, for systemd to finish stopping
 /// fail2ban (systemd's own stop timeout is 90 s by default).
 const MAX_STOP_WAIT: Duration = Duration::from_secs(600);
+
+/// After a probe the daemon itself could not make (out of file
+/// descriptors, say), the next one waits at least this long.
+const LOCAL_RETRY: Duration = Duration::from_secs(1);
 
 /// At most this many recent activations are remembered for
 /// `SuspectJails`; older ones inside the window are dropped first.
@@ -250,6 +256,9 @@ pub struct Memory {
     /// Whether its jail was running before it (see
     /// [`RecoveryRecord::ran_before`]).
     pub ran_before: bool,
+    /// The jails seen running, each with when it was first seen (`None`:
+    /// before the daemon first looked), sorted by name.
+    pub seen_jails: Vec<(String, Option<DateTime<Utc>>)>,
     /// Recent activations, oldest first, for `SuspectJails`.
     pub recent: Vec<Activation>,
     /// The recovery record.
@@ -295,8 +304,8 @@ pub struct Monitor {
     /// A rollback has started and not finished: no record is made while
     /// it restarts fail2ban.
     rollback_running: bool,
-    /// The jails of the latest answer, kept while fail2ban is offline.
-    last_jails: Vec<String>,
+    /// Since when each jail has been running.
+    seen: Seen,
     /// Start another probe as soon as the one in flight ends.
     probe_again: bool,
     /// Retry quickly until then while offline: a server is starting.
@@ -332,7 +341,7 @@ impl Monitor {
             recent: VecDeque::new(),
             probe_in_flight: false,
             rollback_running: false,
-            last_jails: Vec::new(),
+            seen: Seen::default(),
             probe_again: false,
             startup_until: None,
             unit_exit: None,
@@ -378,6 +387,7 @@ impl Monitor {
                 ran_before: memory.ran_before,
             });
         }
+        m.seen = Seen::restored(&memory.seen_jails, now);
         m.snapshot.last_activation = memory.last_activation;
         m.snapshot.pending_recovery = memory.record;
         m
@@ -390,6 +400,7 @@ impl Monitor {
             jails_before: self.watch.as_ref().and_then(|w| w.jails_before.clone()),
             spent: self.watch.as_ref().is_some_and(|w| w.spent),
             ran_before: self.watch.as_ref().is_some_and(|w| w.ran_before),
+            seen_jails: self.seen.remembered(),
             recent: self.recent.iter().map(|(a, _)| a.clone()).collect(),
             record: self.snapshot.pending_recovery.clone(),
         }
@@ -471,6 +482,10 @@ impl Monitor {
                     self.probe_in_flight = false;
                     self.last_probe_end = Some(now.mono);
                     self.schedule(now);
+                    // Whatever was due at once (a timeout to confirm, say)
+                    // waits: the daemon's own shortage does not pass in a
+                    // moment, and retrying at once would spin.
+                    self.next_probe = self.next_probe.max(now.mono + LOCAL_RETRY);
                 }
             }
             Input::ActivationRegistered { jail } => self.activation(now, jail),
@@ -572,7 +587,12 @@ impl Monitor {
             .snapshot
             .online
             .then(|| self.snapshot.jails.iter().map(|j| j.name.clone()).collect());
-        let ran_before = self.last_jails.contains(&shown.jail_name);
+        // Running for a whole crash window already (or since before the
+        // daemon first looked): not a jail a probe happened to see just
+        // before its activation was registered.
+        let ran_before = self
+            .seen
+            .ran_for(&shown.jail_name, self.timing.crash_window, now.mono);
         self.snapshot.last_activation = Some(shown.clone());
         self.recent.push_back((shown.clone(), now.mono));
         self.forget_old_activations(now);
@@ -669,7 +689,7 @@ impl Monitor {
         self.snapshot.version = status.version;
         self.snapshot.jails = status.jails;
         let names = self.jail_names();
-        self.last_jails.clone_from(&names);
+        self.seen.saw(&names, now);
         let judging = self.grace.is_some() || self.blamable(now).is_some();
         if was_online {
             if let Some(settle) = self.settle.as_mut() {
