@@ -53,6 +53,10 @@ pub enum Command {
     },
     /// Probe now; answers with `online` once the snapshot reflects it.
     Probe {
+        /// A probe that ended less than a second ago answers (`Probe()`
+        /// from the bus); false for the daemon's own waits, which must see
+        /// a probe made after they asked.
+        floor: bool,
         /// Where the answer goes.
         reply: oneshot::Sender<bool>,
     },
@@ -102,7 +106,18 @@ impl Handle {
 
     /// Probes now; `None` when the daemon is stopping.
     pub async fn probe(&self) -> Option<bool> {
-        self.ask(|reply| Command::Probe { reply }).await
+        self.ask(|reply| Command::Probe { floor: true, reply })
+            .await
+    }
+
+    /// Probes now, never answered by an earlier probe (a rollback waiting
+    /// for fail2ban's jails to settle); `None` when the daemon is stopping.
+    pub async fn probe_fresh(&self) -> Option<bool> {
+        self.ask(|reply| Command::Probe {
+            floor: false,
+            reply,
+        })
+        .await
     }
 
     /// Marks a rollback started; the record's activation, or why not.

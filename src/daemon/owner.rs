@@ -332,17 +332,17 @@ fn apply(
                 .ok();
             monitor.handle_timeout(now);
         }
-        Command::Probe { reply } if fresh && !monitor.probe_in_flight() => {
+        Command::Probe { floor, reply } if floor && fresh && !monitor.probe_in_flight() => {
             // The properties reflect a probe that ended less than a second
             // ago: that answers the call.
             let _ = reply.send(monitor.snapshot().online);
         }
-        Command::Probe { reply } if waiters.len() >= MAX_WAITERS => {
+        Command::Probe { reply, .. } if waiters.len() >= MAX_WAITERS => {
             // A flood of callers during a hung probe: answer from what is
             // known rather than queue without bound.
             let _ = reply.send(monitor.snapshot().online);
         }
-        Command::Probe { reply } => {
+        Command::Probe { reply, .. } => {
             // Callers arriving during a probe share it.
             if !monitor.probe_in_flight() {
                 monitor.handle_input(now, Input::ProbeRequested).ok();

@@ -399,7 +399,7 @@ async fn wait_for_fail2ban(daemon: &Handle, deadline: Instant) -> (bool, u32) {
     let mut first_online: Option<Instant> = None;
     let mut previous: Option<Vec<String>> = None;
     loop {
-        let online = daemon.probe().await.unwrap_or(false);
+        let online = daemon.probe_fresh().await.unwrap_or(false);
         let s = daemon.snapshot();
         if online && s.online {
             let names: Vec<String> = s.jails.iter().map(|j| j.name.clone()).collect();
@@ -445,7 +445,7 @@ async fn perform(
             restart_unit(conn, &settings.unit, &settings.socket, deadline).await
         }
         Restart::Commands => {
-            let online = daemon.probe().await.unwrap_or(false);
+            let online = daemon.probe_fresh().await.unwrap_or(false);
             let argv = if online {
                 &settings.rollback.reload_command
             } else {
