@@ -508,6 +508,13 @@ fn a_closed_idle_connection_never_probes_back_to_back() {
     assert!((s.next_probe() - 0.05).abs() < 1e-9);
 }
 
+/// Ends the running rollback of the current record's activation.
+fn finish_rollback(s: &mut Sim, done: bool) {
+    let activation = blamed(s);
+    s.m.handle_input(s.now, Input::RollbackFinished { activation, done })
+        .unwrap();
+}
+
 /// The activation the current record blames.
 fn blamed(s: &Sim) -> Activation {
     let r = s.m.snapshot().pending_recovery.clone().unwrap();
@@ -545,25 +552,11 @@ fn a_rollback_runs_once_at_a_time_and_marks_the_record_once() {
         Err(Refusal::RollbackRunning)
     );
     // A failed rollback leaves the record as it was and may be retried.
-    s.m.handle_input(
-        s.now,
-        Input::RollbackFinished {
-            activation: blamed(&s),
-            done: false,
-        },
-    )
-    .unwrap();
+    finish_rollback(&mut s, false);
     let r = s.m.snapshot().pending_recovery.clone().unwrap();
     assert!(!r.rolled_back && !r.recovered());
     s.m.handle_input(s.now, Input::RollbackStarted).unwrap();
-    s.m.handle_input(
-        s.now,
-        Input::RollbackFinished {
-            activation: blamed(&s),
-            done: true,
-        },
-    )
-    .unwrap();
+    finish_rollback(&mut s, true);
     // Marked, a probe is due at once, and the disabled jail is no longer
     // expected: the next online probe resolves the record.
     assert!(
@@ -715,14 +708,7 @@ fn a_running_rollback_owns_the_record_and_its_restart_records_nothing() {
     let mut events = crash_now(&mut s, 7.5);
     events.extend(s.offline_until(9.0, OfflineReason::ConnectionRefused));
     events.extend(ask(&mut s, 9.5, online(&["sshd"])));
-    s.m.handle_input(
-        s.now,
-        Input::RollbackFinished {
-            activation: blamed(&s),
-            done: true,
-        },
-    )
-    .unwrap();
+    finish_rollback(&mut s, true);
     events.extend(s.events());
     events.extend(ask(&mut s, 10.0, online(&["sshd"])));
     events.extend(ask(&mut s, 11.0, online(&["sshd"])));
