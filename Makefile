@@ -2,7 +2,9 @@
 #   make && sudo make install            (PREFIX=/usr by default)
 #   make install DESTDIR=/tmp/stage PREFIX=/usr/local
 #   sudo make uninstall
-# `cargo deb` builds a Debian package from the same files (see Cargo.toml).
+#   make install TRAY=no                 (the daemon only, without the desktop applet)
+# `cargo deb` builds a Debian package from the same files (see Cargo.toml);
+# `cargo deb --variant tray` the applet's package, fail2ban-healthd-tray.
 
 PREFIX ?= /usr
 DESTDIR ?=
@@ -12,17 +14,29 @@ DATADIR = $(PREFIX)/share
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 CARGO ?= cargo
 BIN = target/release/fail2ban-healthd
+TRAY_BIN = target/release/fail2ban-healthd-tray
+# The desktop applet (cargo feature `tray`) is built and installed unless TRAY=no.
+TRAY ?= yes
+AUTOSTARTDIR ?= $(SYSCONFDIR)/xdg/autostart
+ICONDIR = $(DATADIR)/icons/hicolor/scalable/status
+ICONS = ok warning error unknown
 # The rollback drop-in at its default path (config key rollback_dropin).
 DROPIN = $(DESTDIR)$(SYSCONFDIR)/fail2ban/jail.d/zz-fail2ban-healthd-rollback.local
 
-.PHONY: all install uninstall check
+.PHONY: all tray install install-tray uninstall check
 
-all: $(BIN)
+all: $(BIN) $(if $(filter yes,$(TRAY)),$(TRAY_BIN))
+
+tray: $(TRAY_BIN)
 
 $(BIN):
-	$(CARGO) build --release --locked
+	$(CARGO) build --release --locked --bin fail2ban-healthd
 
-install: $(BIN)
+# Built on its own, so that the daemon's binary stays the one without ksni.
+$(TRAY_BIN):
+	$(CARGO) build --release --locked --features tray --bin fail2ban-healthd-tray
+
+install: $(BIN) $(if $(filter yes,$(TRAY)),install-tray)
 	install -D -m 755 $(BIN) $(DESTDIR)$(BINDIR)/fail2ban-healthd
 	install -d $(DESTDIR)$(UNITDIR)
 	sed 's|/usr/bin/fail2ban-healthd|$(BINDIR)/fail2ban-healthd|' systemd/fail2ban-healthd.service \
@@ -36,7 +50,20 @@ install: $(BIN)
 	test -e $(DESTDIR)$(SYSCONFDIR)/fail2ban-healthd/config.toml || \
 		install -D -m 644 systemd/config.toml $(DESTDIR)$(SYSCONFDIR)/fail2ban-healthd/config.toml
 
+# The applet, started with every desktop session, and its icons.
+install-tray: $(TRAY_BIN)
+	install -D -m 755 $(TRAY_BIN) $(DESTDIR)$(BINDIR)/fail2ban-healthd-tray
+	install -D -m 644 desktop/fail2ban-healthd-tray.desktop $(DESTDIR)$(DATADIR)/applications/fail2ban-healthd-tray.desktop
+	install -D -m 644 desktop/fail2ban-healthd-tray.desktop $(DESTDIR)$(AUTOSTARTDIR)/fail2ban-healthd-tray.desktop
+	for i in $(ICONS); do \
+		install -D -m 644 desktop/icons/fail2ban-healthd-$$i.svg $(DESTDIR)$(ICONDIR)/fail2ban-healthd-$$i.svg || exit 1; \
+	done
+
 uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/fail2ban-healthd-tray \
+		$(DESTDIR)$(DATADIR)/applications/fail2ban-healthd-tray.desktop \
+		$(DESTDIR)$(AUTOSTARTDIR)/fail2ban-healthd-tray.desktop \
+		$(foreach i,$(ICONS),$(DESTDIR)$(ICONDIR)/fail2ban-healthd-$(i).svg)
 	rm -f $(DESTDIR)$(BINDIR)/fail2ban-healthd \
 		$(DESTDIR)$(UNITDIR)/fail2ban-healthd.service \
 		$(DESTDIR)$(DATADIR)/dbus-1/system.d/org.fail2ban_healthd.Health1.conf \

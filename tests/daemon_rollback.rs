@@ -391,6 +391,7 @@ async fn a_running_rollback_keeps_its_record_and_its_restart_blames_nobody() {
     p.register_activation("bogus").await.unwrap();
     let r = record_when(&p, "a cause-2 record", |r| !r.is_empty()).await;
     assert_eq!(get::<String>(&r, "JailName"), "bogus");
+    assert!(!get::<bool>(&r, "RanBefore"), "{r:?}");
     use futures_util::StreamExt as _;
     crashes.next().await.unwrap();
     p.register_activation("alpha").await.unwrap();
@@ -461,6 +462,8 @@ async fn a_jail_that_ran_before_its_activation_is_never_rolled_back() {
     server.signal_and_wait(Signal::SIGKILL);
     let r = record_when(&p, "a cause-1 record", |r| !r.is_empty()).await;
     assert_eq!(get::<String>(&r, "JailName"), "alpha");
+    // Applets read this to leave out their Roll back action.
+    assert!(get::<bool>(&r, "RanBefore"), "{r:?}");
 
     let e = p.rollback().await.unwrap_err();
     assert_eq!(

@@ -11,16 +11,33 @@ use std::process::Command;
 
 fn make_install(dest: &std::path::Path, prefix: &str) -> std::process::Output {
     let make = common::require_program("make", "make");
-    Command::new(make)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+    let mut cmd = Command::new(make);
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
         .arg("install")
         .arg(format!("DESTDIR={}", dest.display()))
         .arg(format!("PREFIX={prefix}"))
-        // The binary this test run built, so no release build is needed.
-        .arg(format!("BIN={}", env!("CARGO_BIN_EXE_fail2ban-healthd")))
-        .output()
-        .unwrap()
+        // The binaries this test run built, so no release build is needed.
+        .arg(format!("BIN={}", env!("CARGO_BIN_EXE_fail2ban-healthd")));
+    #[cfg(feature = "tray")]
+    cmd.arg(format!(
+        "TRAY_BIN={}",
+        env!("CARGO_BIN_EXE_fail2ban-healthd-tray")
+    ));
+    #[cfg(not(feature = "tray"))]
+    cmd.arg("TRAY=no");
+    cmd.output().unwrap()
 }
+
+/// The applet's files, installed unless `TRAY=no`.
+const TRAY_FILES: [&str; 7] = [
+    "usr/local/bin/fail2ban-healthd-tray",
+    "usr/local/share/applications/fail2ban-healthd-tray.desktop",
+    "etc/xdg/autostart/fail2ban-healthd-tray.desktop",
+    "usr/local/share/icons/hicolor/scalable/status/fail2ban-healthd-ok.svg",
+    "usr/local/share/icons/hicolor/scalable/status/fail2ban-healthd-warning.svg",
+    "usr/local/share/icons/hicolor/scalable/status/fail2ban-healthd-error.svg",
+    "usr/local/share/icons/hicolor/scalable/status/fail2ban-healthd-unknown.svg",
+];
 
 #[test]
 fn make_install_places_every_file() {
@@ -38,6 +55,9 @@ fn make_install_places_every_file() {
         "etc/fail2ban-healthd/config.toml",
     ] {
         assert!(d.join(file).is_file(), "{file} missing");
+    }
+    for file in TRAY_FILES {
+        assert_eq!(d.join(file).is_file(), cfg!(feature = "tray"), "{file}");
     }
     let unit =
         std::fs::read_to_string(d.join("usr/local/lib/systemd/system/fail2ban-healthd.service"))
@@ -74,6 +94,9 @@ fn make_install_places_every_file() {
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     assert!(!d.join("usr/local/bin/fail2ban-healthd").exists());
+    for file in TRAY_FILES {
+        assert!(!d.join(file).exists(), "{file} left behind");
+    }
     assert!(config.exists(), "uninstall keeps the configuration");
 }
 
@@ -283,4 +306,22 @@ fn purge_without_a_remembered_path_removes_the_default_dropin() {
     );
     let said = maintainer_script(r, "postrm", &["purge"]);
     assert!(r.join(DEFAULT_DROPIN).exists(), "{said}");
+}
+
+/// The applet's `.desktop` file passes freedesktop's validator and starts
+/// the applet's binary; its icon is one the package installs.
+#[test]
+fn the_applet_desktop_file_is_valid() {
+    let validate = common::require_program("desktop-file-validate", "desktop-file-utils");
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("desktop/fail2ban-healthd-tray.desktop");
+    let out = Command::new(validate).arg(&file).output().unwrap();
+    assert!(out.status.success() && out.stdout.is_empty(), "{out:?}");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        text.lines().any(|l| l == "Exec=fail2ban-healthd-tray"),
+        "{text}"
+    );
+    let icon = text.lines().find_map(|l| l.strip_prefix("Icon=")).unwrap();
+    let svg = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("desktop/icons/{icon}.svg"));
+    assert!(svg.is_file(), "{icon} is not shipped");
 }

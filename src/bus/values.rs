@@ -49,7 +49,9 @@ pub fn activation(a: Option<&Activation>) -> HashMap<String, OwnedVariant> {
 }
 
 /// The `PendingRecovery` property: `{}` or the recovery record. Cause-3
-/// records add `VanishedJails` (`as`).
+/// records add `VanishedJails` (`as`). `RanBefore` (`b`, an addition to the
+/// contract's keys) says the jail ran before its activation, so that
+/// `Rollback` will refuse it: applets hide their Roll back action then.
 pub fn record(r: Option<&RecoveryRecord>) -> HashMap<String, OwnedVariant> {
     let mut map = HashMap::new();
     let Some(r) = r else {
@@ -78,6 +80,7 @@ pub fn record(r: Option<&RecoveryRecord>) -> HashMap<String, OwnedVariant> {
         map.insert("SuspectJails".into(), v);
     }
     map.insert("RolledBack".into(), OwnedVariant::from(r.rolled_back));
+    map.insert("RanBefore".into(), OwnedVariant::from(r.ran_before));
     if let Some(exit) = &r.unit_exit {
         map.insert("UnitResult".into(), string(&exit.result));
         map.insert("ExitStatus".into(), OwnedVariant::from(exit.exit_status));

@@ -4,6 +4,7 @@
 #![allow(dead_code, missing_docs, clippy::unwrap_used)]
 
 pub mod bus;
+pub mod desktop;
 pub mod fake;
 pub mod upstream;
 

@@ -1,0 +1,658 @@
+//! The tray applet on real parts: the daemon on a private system-type bus
+//! with the project's policy, a real fail2ban-server, and the applet on a
+//! headless desktop (Xvfb, a private session bus, xfce4-panel's Status
+//! Tray as the StatusNotifierItem host, python3-dbusmock as the
+//! notification server; see `common/desktop.rs`).
+//!
+//! Each state is checked three ways: the item's properties and menu over
+//! D-Bus, the notifications, and the pixel at the icon on a screenshot
+//! of the panel (kept under `target/tmp/tray-screens/`).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Fail2ban;
+use common::bus::{Daemon, PrivateBus, get, proxy};
+use common::desktop::{Desktop, Image, Notification, PolkitMock};
+use fail2ban_healthd::bus::proxy::Health1Proxy;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use zbus::{OwnedVariant, Variant};
+
+const DROPIN: &str = "zz-fail2ban-healthd-rollback.local";
+/// Generous: the machine may be loaded.
+const LIMIT: Duration = Duration::from_secs(40);
+
+fn dropin(server: &Fail2ban) -> PathBuf {
+    server.dir().join("conf/jail.d").join(DROPIN)
+}
+
+/// The daemon with rollbacks aimed at `server`'s private configuration.
+async fn daemon(bus: &PrivateBus, server: &Fail2ban) -> Daemon {
+    let dropin = dropin(server);
+    Daemon::start(
+        bus,
+        &server.socket,
+        &[
+            "--probe-interval",
+            "1m",
+            "--crash-window",
+            "60s",
+            "--jail-start-grace",
+            "1s",
+            "--watch-interval",
+            "200ms",
+            "--rollback-timeout",
+            "20s",
+            "--rollback-dropin",
+            dropin.to_str().unwrap(),
+            "--fail2ban-reload-command",
+            &server.client_command("reload"),
+            // -x: the socket a killed server left behind is no obstacle.
+            "--fail2ban-start-command",
+            &server.client_command("-x start"),
+        ],
+        &[],
+    )
+    .await
+}
+
+/// The applet's process, killed on drop, its standard error kept.
+struct Applet {
+    child: Option<Child>,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Applet {
+    /// Starts the applet on `desktop`, following the daemon on `bus`;
+    /// `prefix` runs it through another program (`setpriv ...`).
+    fn start(desktop: &Desktop, bus: &PrivateBus, prefix: &[&str]) -> Self {
+        let dir = tempfile::Builder::new().prefix("tray-").tempdir().unwrap();
+        let log = dir.path().join("tray.log");
+        let bin = env!("CARGO_BIN_EXE_fail2ban-healthd-tray");
+        let mut cmd = match prefix.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
+        let child = cmd
+            .args(["--bus-address", &bus.address, "--settle-time", "2s"])
+            .args(["--log-level", "debug"])
+            .envs(desktop.env())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Applet {
+            child: Some(child),
+            log,
+            _dir: dir,
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits for the applet to exit by itself; its status.
+    fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let child = self.child.as_mut().unwrap();
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                start.elapsed() < LIMIT,
+                "the applet did not exit: {}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Applet {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// One line of the item's menu.
+#[derive(Debug, Clone)]
+struct Line {
+    id: i32,
+    label: String,
+    enabled: bool,
+    separator: bool,
+}
+
+/// The item as a host sees it, over the session bus.
+struct Item {
+    conn: zbus::Connection,
+    service: String,
+    path: String,
+}
+
+impl Item {
+    async fn new(desktop: &Desktop, listed: &str) -> Self {
+        // The watcher lists `service/path`, or only the service.
+        let (service, path) = match listed.find('/') {
+            Some(i) => (listed[..i].to_owned(), listed[i..].to_owned()),
+            None => (listed.to_owned(), "/StatusNotifierItem".to_owned()),
+        };
+        Item {
+            conn: desktop.session().await,
+            service,
+            path,
+        }
+    }
+
+    async fn proxy(&self, path: &str, interface: &'static str) -> zbus::Proxy<'static> {
+        zbus::proxy::Builder::new(&self.conn)
+            .destination(self.service.clone())
+            .path(path.to_owned())
+            .interface(interface)
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await
+            .unwrap()
+    }
+
+    async fn property<T>(&self, name: &str) -> T
+    where
+        T: TryFrom<OwnedVariant>,
+        T::Error: std::fmt::Debug,
+    {
+        let p = self.proxy(&self.path, "org.kde.StatusNotifierItem").await;
+        let v: OwnedVariant = p.get_property(name).await.unwrap();
+        T::try_from(v).unwrap()
+    }
+
+    /// The centre pixel of the largest `IconPixmap`, RGB.
+    async fn icon_colour(&self) -> [u8; 3] {
+        let icons: Vec<(i32, i32, Vec<u8>)> = self.property("IconPixmap").await;
+        let (w, h, data) = icons.iter().max_by_key(|(w, _, _)| *w).unwrap();
+        assert!(
+            [16, 22, 24, 32, 48]
+                .iter()
+                .all(|s| icons.iter().any(|(w, _, _)| w == s)),
+            "sizes: {:?}",
+            icons.iter().map(|i| i.0).collect::<Vec<_>>()
+        );
+        let i = ((h / 2 * w + w / 2) * 4) as usize;
+        assert_eq!(data[i], 255, "the centre is opaque");
+        [data[i + 1], data[i + 2], data[i + 3]]
+    }
+
+    /// `ToolTip`: title and description.
+    async fn tooltip(&self) -> (String, String) {
+        type ToolTip = (String, Vec<(i32, i32, Vec<u8>)>, String, String);
+        let (_, _, title, text): ToolTip = self.property("ToolTip").await;
+        (title, text)
+    }
+
+    async fn menu(&self) -> Vec<Line> {
+        let path: zbus::OwnedObjectPath = self.property("Menu").await;
+        let p = self.proxy(path.as_str(), "com.canonical.dbusmenu").await;
+        type Node = (i32, HashMap<String, OwnedVariant>, Vec<OwnedVariant>);
+        let (_rev, (_, _, children)): (u32, Node) = p
+            .call("GetLayout", &(0i32, -1i32, Vec::<String>::new()))
+            .await
+            .unwrap();
+        children
+            .into_iter()
+            .map(|c| {
+                let (id, props, _): Node = Node::try_from(c).unwrap();
+                let text = |k: &str| {
+                    props
+                        .get(k)
+                        .and_then(|v| <&str>::try_from(&**v).ok())
+                        .unwrap_or_default()
+                        .to_owned()
+                };
+                let flag = |k: &str| {
+                    props
+                        .get(k)
+                        .map(|v| bool::try_from(&**v).unwrap())
+                        .unwrap_or(true)
+                };
+                Line {
+                    id,
+                    label: text("label").replace("__", "_"),
+                    enabled: flag("enabled"),
+                    separator: text("type") == "separator",
+                }
+            })
+            .collect()
+    }
+
+    fn labels(menu: &[Line]) -> Vec<String> {
+        menu.iter()
+            .filter(|l| !l.separator)
+            .map(|l| l.label.clone())
+            .collect()
+    }
+
+    /// Clicks the menu line labelled `label` as XFCE does: `EventGroup`.
+    async fn click(&self, label: &str) {
+        let menu = self.menu().await;
+        let line = menu
+            .iter()
+            .find(|l| l.label == label)
+            .unwrap_or_else(|| panic!("no {label:?} in {menu:#?}"));
+        assert!(line.enabled, "{label} is disabled: {menu:#?}");
+        let path: zbus::OwnedObjectPath = self.property("Menu").await;
+        let p = self.proxy(path.as_str(), "com.canonical.dbusmenu").await;
+        let events = vec![(line.id, "clicked", Variant::from(""), 0u32)];
+        let errors: Vec<i32> = p.call("EventGroup", &(events,)).await.unwrap();
+        assert!(errors.is_empty(), "EventGroup: {errors:?}");
+    }
+
+    /// Waits until the icon is of `colour`.
+    async fn wait_colour(&self, colour: &str, applet: &Applet) {
+        let start = Instant::now();
+        loop {
+            let c = self.icon_colour().await;
+            if classify(c) == colour {
+                return;
+            }
+            assert!(
+                start.elapsed() < LIMIT,
+                "the icon stayed {} ({c:?}), not {colour}; the applet's log:\n{}",
+                classify(c),
+                applet.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// A colour's state: the hue family, whatever the exact shade.
+fn classify([r, g, b]: [u8; 3]) -> &'static str {
+    let (r, g, b) = (i32::from(r), i32::from(g), i32::from(b));
+    let spread = r.max(g).max(b) - r.min(g).min(b);
+    if spread < 24 {
+        "grey"
+    } else if g > r && g > b {
+        "green"
+    } else if r > g && g > b && g - b > 40 {
+        "amber"
+    } else if r > 2 * g && r > 2 * b {
+        "red"
+    } else {
+        "other"
+    }
+}
+
+/// Where the screenshots go.
+fn screens() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tray-screens");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The icon's centre on the screen: the middle of the pixels of the
+/// item's own colour in the panel's strip.
+fn locate(img: &Image, colour: [u8; 3]) -> Option<(u32, u32)> {
+    let near = |p: [u8; 3]| {
+        p.iter()
+            .zip(colour)
+            .all(|(a, b)| (i32::from(*a) - i32::from(b)).abs() <= 10)
+    };
+    let (mut xs, mut ys) = (Vec::new(), Vec::new());
+    for y in 0..img.height.min(40) {
+        for x in 0..img.width {
+            if near(img.pixel(x, y)) {
+                xs.push(x);
+                ys.push(y);
+            }
+        }
+    }
+    if xs.len() < 16 {
+        return None;
+    }
+    let mid = |v: &[u32]| (v.iter().min().unwrap() + v.iter().max().unwrap()) / 2;
+    Some((mid(&xs), mid(&ys)))
+}
+
+/// Waits until the screen shows the icon in `colour` at `at` (found
+/// from the item's own pixmap when `None`), keeps that screenshot as
+/// `NAME.png`, and returns where the icon is.
+async fn wait_screen(
+    desktop: &Desktop,
+    item: &Item,
+    name: &str,
+    at: Option<(u32, u32)>,
+) -> (u32, u32) {
+    let want = item.icon_colour().await;
+    let png = screens().join(format!("{name}.png"));
+    let start = Instant::now();
+    loop {
+        let img = desktop.screenshot(&png);
+        let spot = at.or_else(|| locate(&img, want));
+        if let Some((x, y)) = spot
+            && classify(img.pixel(x, y)) == classify(want)
+        {
+            return (x, y);
+        }
+        assert!(
+            start.elapsed() < LIMIT,
+            "the panel never showed the {} icon ({want:?}) at {spot:?}; see {}",
+            classify(want),
+            png.display()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn record_when(
+    p: &Health1Proxy<'_>,
+    applet: Option<&Applet>,
+    what: &str,
+    cond: impl Fn(&HashMap<String, OwnedVariant>) -> bool,
+) -> HashMap<String, OwnedVariant> {
+    let start = Instant::now();
+    loop {
+        let r = p.pending_recovery().await.unwrap();
+        if cond(&r) {
+            return r;
+        }
+        assert!(
+            start.elapsed() < LIMIT,
+            "timed out waiting for {what}: {r:?}; the applet's log:\n{}",
+            applet.map(Applet::log_text).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// SIGKILLs the server that runs now, whoever started it (the test, or
+/// the daemon's start command during a rollback): its pid file names it.
+fn kill_server(server: &mut Fail2ban) {
+    let pid = std::fs::read_to_string(server.dir().join("run/fail2ban.pid")).unwrap();
+    let pid = Pid::from_raw(pid.trim().parse().unwrap());
+    kill(pid, Signal::SIGKILL).unwrap();
+}
+
+fn crashes(all: &[Notification]) -> Vec<&Notification> {
+    all.iter()
+        .filter(|n| n.summary.starts_with("fail2ban crash"))
+        .collect()
+}
+
+/// Every state in turn, on one desktop: online, a crash record, rolled
+/// back from the menu, a second crash rolled back from the notification,
+/// the daemon gone and back, and Quit.
+#[tokio::test]
+async fn the_applet_follows_every_state_and_rolls_back_from_menu_and_notification() {
+    let desktop = Desktop::start().await;
+    let mut server = Fail2ban::start();
+    let bus = PrivateBus::start();
+    let mut d = Some(daemon(&bus, &server).await);
+    let (_c, p) = proxy(&bus).await;
+    assert!(p.probe().await.unwrap());
+
+    let mut applet = Applet::start(&desktop, &bus, &[]);
+    let listed = desktop.wait_item(LIMIT).await;
+    let item = Item::new(&desktop, &listed).await;
+
+    // Online: green, Active, nothing to roll back.
+    item.wait_colour("green", &applet).await;
+    assert_eq!(item.property::<String>("Id").await, "fail2ban-healthd-tray");
+    assert_eq!(item.property::<String>("Category").await, "SystemServices");
+    assert_eq!(item.property::<String>("Status").await, "Active");
+    assert_eq!(
+        item.property::<String>("IconName").await,
+        "fail2ban-healthd-ok"
+    );
+    let version = server.version();
+    let (title, text) = item.tooltip().await;
+    assert!(
+        title.contains(&version) && title.contains("online"),
+        "{title}"
+    );
+    assert!(text.contains("2 jails"), "{text}");
+    let menu = item.menu().await;
+    let labels = Item::labels(&menu);
+    assert!(
+        labels[0].starts_with(&format!("fail2ban {version} online: 2 jails")),
+        "{labels:?}"
+    );
+    assert_eq!(
+        labels[labels.len() - 4..],
+        ["Dismiss", "Probe now", "Show status", "Quit"],
+        "{labels:?}"
+    );
+    assert!(!menu.iter().find(|l| l.label == "Dismiss").unwrap().enabled);
+    let at = wait_screen(&desktop, &item, "1-online", None).await;
+
+    // Show status: the status text, with the jails, as a notification.
+    item.click("Show status").await;
+    let n = desktop
+        .wait_notification(LIMIT, |n| n.summary == "fail2ban status")
+        .await;
+    assert!(
+        n.body.contains("alpha: 0 banned") && n.body.contains("beta: 0 banned"),
+        "{n:?}"
+    );
+
+    // A crash right after an activation: red, NeedsAttention, Roll back
+    // offered, one critical notification naming the jail.
+    p.register_activation("gamma").await.unwrap();
+    server.signal_and_wait(Signal::SIGKILL);
+    record_when(&p, None, "a cause-1 record", |r| !r.is_empty()).await;
+    item.wait_colour("red", &applet).await;
+    assert_eq!(item.property::<String>("Status").await, "NeedsAttention");
+    let labels = Item::labels(&item.menu().await);
+    assert!(
+        labels
+            .iter()
+            .any(|l| l.starts_with("Crash attributed to jail gamma")),
+        "{labels:?}"
+    );
+    assert!(
+        labels.contains(&"Roll back gamma".to_string()),
+        "{labels:?}"
+    );
+    assert!(item.tooltip().await.1.contains("gamma"));
+    let crash = desktop
+        .wait_notification(LIMIT, |n| n.summary.contains("crash"))
+        .await;
+    assert!(crash.summary.contains("gamma"), "{crash:?}");
+    assert_eq!(crash.urgency, Some(2), "{crash:?}");
+    assert_eq!(
+        crash.actions,
+        ["rollback", "Roll back gamma", "dismiss", "Dismiss"]
+    );
+    wait_screen(&desktop, &item, "2-crash", Some(at)).await;
+
+    // Roll back from the menu: the daemon writes the drop-in and the
+    // record shows RolledBack; the icon turns amber (a resolved record).
+    item.click("Roll back gamma").await;
+    let r = record_when(&p, Some(&applet), "the record rolled back", |r| {
+        get::<bool>(r, "RolledBack")
+    })
+    .await;
+    assert_eq!(get::<String>(&r, "JailName"), "gamma");
+    let written = std::fs::read_to_string(dropin(&server)).unwrap();
+    assert!(
+        written.contains("[gamma]") && written.contains("enabled = false"),
+        "{written}"
+    );
+    let done = desktop
+        .wait_notification(LIMIT, |n| n.summary == "Rolled back")
+        .await;
+    assert!(done.body.contains("gamma is disabled in"), "{done:?}");
+    item.wait_colour("amber", &applet).await;
+    let labels = Item::labels(&item.menu().await);
+    assert!(
+        !labels.iter().any(|l| l.starts_with("Roll back")),
+        "{labels:?}"
+    );
+    assert!(
+        labels
+            .iter()
+            .any(|l| l.starts_with("rolled back; resolved")),
+        "{labels:?}"
+    );
+    wait_screen(&desktop, &item, "3-rolled-back", Some(at)).await;
+    // One notification for the crash: the daemon publishes "offline"
+    // first and the record a moment later, and the crash's notification
+    // takes the place of the offline one.
+    let all = desktop.notifications().await;
+    assert_eq!(crashes(&all).len(), 1, "{all:#?}");
+    for offline in all.iter().filter(|n| n.summary == "fail2ban went offline") {
+        assert_eq!(crash.replaces_id, offline.id, "{all:#?}");
+    }
+
+    // Dismiss from the menu: green once "just back" is over.
+    item.click("Dismiss").await;
+    record_when(&p, Some(&applet), "no record", HashMap::is_empty).await;
+    item.wait_colour("green", &applet).await;
+
+    // A second crash, rolled back from the notification's button.
+    p.register_activation("delta").await.unwrap();
+    kill_server(&mut server);
+    let second = desktop
+        .wait_notification(LIMIT, |n| {
+            n.summary.contains("crash") && n.summary.contains("delta")
+        })
+        .await;
+    item.wait_colour("red", &applet).await;
+    desktop.invoke_action(second.id, "rollback").await;
+    record_when(&p, Some(&applet), "delta rolled back", |r| {
+        get::<bool>(r, "RolledBack") && get::<String>(r, "JailName") == "delta"
+    })
+    .await;
+    let written = std::fs::read_to_string(dropin(&server)).unwrap();
+    assert!(
+        written.contains("[delta]") && written.contains("[gamma]"),
+        "{written}"
+    );
+    item.wait_colour("amber", &applet).await;
+
+    // The daemon gone: grey, and the item says so.
+    let mut gone = d.take().unwrap();
+    let mut child = gone.child.take().unwrap();
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+    child.wait().unwrap();
+    drop(gone);
+    item.wait_colour("grey", &applet).await;
+    assert_eq!(item.property::<String>("Status").await, "Active");
+    let (title, _) = item.tooltip().await;
+    assert!(title.contains("not running"), "{title}");
+    let menu = item.menu().await;
+    assert!(
+        !menu
+            .iter()
+            .find(|l| l.label == "Probe now")
+            .unwrap()
+            .enabled,
+        "{menu:#?}"
+    );
+    wait_screen(&desktop, &item, "4-daemon-gone", Some(at)).await;
+
+    // Back: the applet finds it again by itself.
+    let _d = daemon(&bus, &server).await;
+    let start = Instant::now();
+    while classify(item.icon_colour().await) == "grey" {
+        assert!(start.elapsed() < LIMIT, "still grey: {}", applet.log_text());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        item.menu()
+            .await
+            .iter()
+            .find(|l| l.label == "Probe now")
+            .unwrap()
+            .enabled
+    );
+    item.wait_colour("green", &applet).await;
+    wait_screen(&desktop, &item, "5-daemon-back", Some(at)).await;
+
+    // Quit: the applet ends cleanly and its item leaves the panel.
+    item.click("Quit").await;
+    assert!(applet.wait_exit().success(), "{}", applet.log_text());
+    let start = Instant::now();
+    while !desktop.items().await.is_empty() {
+        assert!(
+            start.elapsed() < LIMIT,
+            "the item stayed: {:?}",
+            desktop.items().await
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// An unprivileged desktop user: polkit is asked with the interactive
+/// flag; a denial comes back as a notification in words, with nothing
+/// written; once polkit allows it, the same click rolls back.
+#[tokio::test]
+async fn polkit_denial_is_a_notification_and_the_call_is_interactive() {
+    let desktop = Desktop::start().await;
+    let mut server = Fail2ban::start();
+    let bus = PrivateBus::with_polkit();
+    let polkit = PolkitMock::start(&bus.address).await;
+    let _d = daemon(&bus, &server).await;
+    let (_c, p) = proxy(&bus).await;
+    assert!(p.probe().await.unwrap());
+    p.register_activation("gamma").await.unwrap();
+    server.signal_and_wait(Signal::SIGKILL);
+    record_when(&p, None, "a cause-1 record", |r| !r.is_empty()).await;
+
+    let setpriv = common::require_program("setpriv", "util-linux");
+    let applet = Applet::start(
+        &desktop,
+        &bus,
+        &[
+            setpriv.to_str().unwrap(),
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+        ],
+    );
+    let item = Item::new(&desktop, &desktop.wait_item(LIMIT).await).await;
+    item.wait_colour("red", &applet).await;
+
+    item.click("Roll back gamma").await;
+    let refused = desktop
+        .wait_notification(LIMIT, |n| n.summary == "Roll back failed")
+        .await;
+    assert!(refused.body.starts_with("Not authorized"), "{refused:?}");
+    let checks = polkit.checks().await;
+    assert!(
+        checks.contains(&("org.fail2ban_healthd.rollback".to_string(), 1)),
+        "the check was not interactive: {checks:?}"
+    );
+    assert!(!dropin(&server).exists(), "nothing is written");
+    assert!(!get::<bool>(
+        &p.pending_recovery().await.unwrap(),
+        "RolledBack"
+    ));
+
+    polkit.set_allowed(&["org.fail2ban_healthd.rollback"]).await;
+    item.click("Roll back gamma").await;
+    record_when(&p, Some(&applet), "the record rolled back", |r| {
+        get::<bool>(r, "RolledBack")
+    })
+    .await;
+    assert!(
+        std::fs::read_to_string(dropin(&server))
+            .unwrap()
+            .contains("[gamma]")
+    );
+}
