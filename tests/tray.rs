@@ -13,12 +13,11 @@ mod common;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::Fail2ban;
 use common::bus::{Daemon, PrivateBus, get, proxy};
-use common::desktop::{Desktop, Image, Notification, PolkitMock};
+use common::desktop::{Applet, Desktop, Image, Notification, PolkitMock};
 use fail2ban_healthd::bus::proxy::Health1Proxy;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -60,75 +59,6 @@ async fn daemon(bus: &PrivateBus, server: &Fail2ban) -> Daemon {
         &[],
     )
     .await
-}
-
-/// The applet's process, killed on drop, its standard error kept.
-struct Applet {
-    child: Option<Child>,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Applet {
-    /// Starts the applet on `desktop`, following the daemon on `bus`;
-    /// `prefix` runs it through another program (`setpriv ...`).
-    fn start(desktop: &Desktop, bus: &PrivateBus, prefix: &[&str]) -> Self {
-        let dir = tempfile::Builder::new().prefix("tray-").tempdir().unwrap();
-        let log = dir.path().join("tray.log");
-        let bin = env!("CARGO_BIN_EXE_fail2ban-healthd-tray");
-        let mut cmd = match prefix.split_first() {
-            Some((first, rest)) => {
-                let mut c = Command::new(first);
-                c.args(rest).arg(bin);
-                c
-            }
-            None => Command::new(bin),
-        };
-        let child = cmd
-            .args(["--bus-address", &bus.address, "--settle-time", "2s"])
-            .args(["--log-level", "debug"])
-            .envs(desktop.env())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        Applet {
-            child: Some(child),
-            log,
-            _dir: dir,
-        }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Waits for the applet to exit by itself; its status.
-    fn wait_exit(&mut self) -> std::process::ExitStatus {
-        let child = self.child.as_mut().unwrap();
-        let start = Instant::now();
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                start.elapsed() < LIMIT,
-                "the applet did not exit: {}",
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Applet {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
 }
 
 /// One line of the item's menu.
@@ -406,7 +336,7 @@ async fn the_applet_follows_every_state_and_rolls_back_from_menu_and_notificatio
     let (_c, p) = proxy(&bus).await;
     assert!(p.probe().await.unwrap());
 
-    let mut applet = Applet::start(&desktop, &bus, &[]);
+    let mut applet = Applet::start(&desktop, &bus, &[], &[]);
     let listed = desktop.wait_item(LIMIT).await;
     let item = Item::new(&desktop, &listed).await;
 
@@ -624,6 +554,7 @@ async fn polkit_denial_is_a_notification_and_the_call_is_interactive() {
             "--regid=65534",
             "--clear-groups",
         ],
+        &[],
     );
     let item = Item::new(&desktop, &desktop.wait_item(LIMIT).await).await;
     item.wait_colour("red", &applet).await;

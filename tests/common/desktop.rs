@@ -1027,3 +1027,86 @@ fn read_log(path: &Path) -> String {
 fn write(path: &Path, text: &str) {
     fs::write(path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
 }
+
+/// The applet's process, killed on drop, its standard error kept.
+#[cfg(feature = "tray")]
+pub struct Applet {
+    pub child: Option<Child>,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+#[cfg(feature = "tray")]
+impl Applet {
+    /// Starts the applet on `desktop`, following the daemon on `bus`;
+    /// `prefix` runs it through another program (`setpriv ...`).
+    pub fn start(
+        desktop: &Desktop,
+        bus: &super::bus::PrivateBus,
+        prefix: &[&str],
+        extra: &[&str],
+    ) -> Self {
+        let dir = tempfile::Builder::new().prefix("tray-").tempdir().unwrap();
+        let log = dir.path().join("tray.log");
+        let bin = env!("CARGO_BIN_EXE_fail2ban-healthd-tray");
+        let mut cmd = match prefix.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
+        let child = cmd
+            .args(["--bus-address", &bus.address])
+            .args(if extra.contains(&"--settle-time") {
+                &[][..]
+            } else {
+                &["--settle-time", "2s"][..]
+            })
+            .args(["--log-level", "debug"])
+            .args(extra)
+            .envs(desktop.env())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Applet {
+            child: Some(child),
+            log,
+            _dir: dir,
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits for the applet to exit by itself; its status.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let child = self.child.as_mut().unwrap();
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(40),
+                "the applet did not exit: {}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+#[cfg(feature = "tray")]
+impl Drop for Applet {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
