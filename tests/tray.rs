@@ -427,6 +427,12 @@ async fn the_applet_follows_every_state_and_rolls_back_from_menu_and_notificatio
         .wait_notification(LIMIT, |n| n.summary == "Rolled back")
         .await;
     assert!(done.body.contains("gamma is disabled in"), "{done:?}");
+    // Resolved: said once, in the crash notification's place.
+    let resolved = desktop
+        .wait_notification(LIMIT, |n| n.summary.starts_with("fail2ban recovered"))
+        .await;
+    assert!(resolved.summary.contains("gamma"), "{resolved:?}");
+    assert_eq!(resolved.replaces_id, crash.id, "{resolved:?}");
     item.wait_colour("amber", &applet).await;
     let labels = Item::labels(&item.menu().await);
     assert!(
