@@ -31,33 +31,7 @@ async fn daemon(
     reload: Option<&str>,
     start: Option<&str>,
 ) -> Daemon {
-    let reload = reload.map_or_else(|| server.client_command("reload"), str::to_owned);
-    let start = start.map_or_else(|| server.client_command("start"), str::to_owned);
-    let dropin = dropin(server);
-    Daemon::start(
-        bus,
-        &server.socket,
-        &[
-            "--probe-interval",
-            "1m",
-            "--crash-window",
-            "60s",
-            "--jail-start-grace",
-            "1s",
-            "--watch-interval",
-            "200ms",
-            "--rollback-timeout",
-            "20s",
-            "--rollback-dropin",
-            dropin.to_str().unwrap(),
-            "--fail2ban-reload-command",
-            &reload,
-            "--fail2ban-start-command",
-            &start,
-        ],
-        &[],
-    )
-    .await
+    common::bus::rollback_daemon(bus, server, &dropin(server), reload, start).await
 }
 
 async fn record_when(

@@ -33,32 +33,9 @@ fn dropin(server: &Fail2ban) -> PathBuf {
 
 /// The daemon with rollbacks aimed at `server`'s private configuration.
 async fn daemon(bus: &PrivateBus, server: &Fail2ban) -> Daemon {
-    let dropin = dropin(server);
-    Daemon::start(
-        bus,
-        &server.socket,
-        &[
-            "--probe-interval",
-            "1m",
-            "--crash-window",
-            "60s",
-            "--jail-start-grace",
-            "1s",
-            "--watch-interval",
-            "200ms",
-            "--rollback-timeout",
-            "20s",
-            "--rollback-dropin",
-            dropin.to_str().unwrap(),
-            "--fail2ban-reload-command",
-            &server.client_command("reload"),
-            // -x: the socket a killed server left behind is no obstacle.
-            "--fail2ban-start-command",
-            &server.client_command("-x start"),
-        ],
-        &[],
-    )
-    .await
+    // -x: the socket a killed server left behind is no obstacle.
+    let start = server.client_command("-x start");
+    common::bus::rollback_daemon(bus, server, &dropin(server), None, Some(&start)).await
 }
 
 /// One line of the item's menu.

@@ -478,3 +478,41 @@ pub async fn probe_until(p: &Health1Proxy<'_>, expected: bool, what: &str) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The daemon on `bus` with rollbacks aimed at `server`'s private
+/// configuration (the drop-in at `dropin`), with short waits; `reload`
+/// and `start` replace fail2ban-client's `reload` and `start` when given.
+pub async fn rollback_daemon(
+    bus: &PrivateBus,
+    server: &super::Fail2ban,
+    dropin: &Path,
+    reload: Option<&str>,
+    start: Option<&str>,
+) -> Daemon {
+    let reload = reload.map_or_else(|| server.client_command("reload"), str::to_owned);
+    let start = start.map_or_else(|| server.client_command("start"), str::to_owned);
+    Daemon::start(
+        bus,
+        &server.socket,
+        &[
+            "--probe-interval",
+            "1m",
+            "--crash-window",
+            "60s",
+            "--jail-start-grace",
+            "1s",
+            "--watch-interval",
+            "200ms",
+            "--rollback-timeout",
+            "20s",
+            "--rollback-dropin",
+            dropin.to_str().unwrap(),
+            "--fail2ban-reload-command",
+            &reload,
+            "--fail2ban-start-command",
+            &start,
+        ],
+        &[],
+    )
+    .await
+}
