@@ -5,8 +5,11 @@
 //! - [`pickle_guard`]: bounds what a reply's pickle would build, first;
 //! - [`client`]: one connection with deadlines and a size cap, and the
 //!   [`Error`] every caller branches on;
-//! - [`probe`]: one health probe (version and per-jail counters).
+//! - [`probe`]: one health probe (version and per-jail counters);
+//! - [`check`]: fail2ban's own checks of a jail as if it were enabled, in a
+//!   private copy of its configuration.
 
+pub mod check;
 pub mod client;
 pub mod codec;
 pub mod pickle_guard;

@@ -580,3 +580,31 @@ pub fn jail(name: &str, cf: u32, tf: u32, cb: u32, tb: u32) -> JailStats {
         total_banned: tb,
     }
 }
+
+/// The argv of `release`'s `fail2ban-client`, without options: the bare
+/// name for the installed package (found on `PATH`, as the daemon's
+/// default finds it), `env PYTHONPATH=TREE PYTHON TREE/bin/fail2ban-client`
+/// for a release run from its source tree.
+pub fn client_argv(release: Release) -> Vec<String> {
+    match release.tree() {
+        None => {
+            require_program("fail2ban-client", "fail2ban");
+            vec!["fail2ban-client".into()]
+        }
+        Some(tree) => vec![
+            require_program("env", "coreutils").display().to_string(),
+            format!("PYTHONPATH={}", tree.display()),
+            upstream::python3().display().to_string(),
+            tree.join("bin/fail2ban-client").display().to_string(),
+        ],
+    }
+}
+
+/// `release`'s own `filter.d`: the installed package's under
+/// `/etc/fail2ban`, a source tree's under `config/`.
+pub fn release_filter_dir(release: Release) -> PathBuf {
+    match release.tree() {
+        None => PathBuf::from("/etc/fail2ban/filter.d"),
+        Some(tree) => tree.join("config/filter.d"),
+    }
+}
