@@ -101,6 +101,72 @@ pub enum Command {
         #[command(flatten)]
         bus: crate::client::BusArgs,
     },
+    /// Run fail2ban's own checks for JAIL as if it were enabled (the
+    /// configuration test and a compile of its regexes), without enabling
+    /// anything or touching the server (managers only).
+    ///
+    /// Exit status: 0 when the checks pass, 1 when they fail or the daemon
+    /// refused, 2 when the daemon cannot be asked.
+    Check {
+        /// The jail's name.
+        #[arg(allow_hyphen_values = true)]
+        jail: String,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+        /// The bus.
+        #[command(flatten)]
+        bus: crate::client::BusArgs,
+    },
+    /// Enable JAIL on trial: checked, enabled, fail2ban reloaded, and rolled
+    /// back by the daemon itself if a failure is attributed to it before
+    /// the timeout (rollback managers only). Shows progress until the
+    /// verdict; Ctrl-C stops watching and leaves the trial running.
+    ///
+    /// Exit status: 0 when the jail is kept, 1 when it was rolled back,
+    /// 2 when the trial could not start, 130 after Ctrl-C.
+    Try {
+        /// The jail's name.
+        #[arg(allow_hyphen_values = true)]
+        jail: String,
+        /// How long the trial runs, e.g. 60s or 5m (default: the daemon's
+        /// crash window).
+        #[arg(long, value_name = "DURATION", value_parser = parse_trial_timeout)]
+        timeout: Option<Duration>,
+        /// Print one JSON object with the verdict instead of text.
+        #[arg(long)]
+        json: bool,
+        /// The bus.
+        #[command(flatten)]
+        bus: crate::client::BusArgs,
+    },
+    /// End the running trial now, keeping its jail (rollback managers only).
+    ///
+    /// Exit status: 0 done, 1 refused, 2 when the daemon cannot be asked.
+    Confirm {
+        /// The bus.
+        #[command(flatten)]
+        bus: crate::client::BusArgs,
+    },
+    /// End the running trial now, rolling its jail back, and wait for the
+    /// rollback (rollback managers only).
+    ///
+    /// Exit status: 0 when rolled back, 1 refused or failed, 2 when the
+    /// daemon cannot be asked.
+    Abort {
+        /// The bus.
+        #[command(flatten)]
+        bus: crate::client::BusArgs,
+    },
+}
+
+/// A trial's timeout: 1 s to 24 h.
+fn parse_trial_timeout(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s.trim()).map_err(|e| format!("{s:?}: {e}"))?;
+    if d < Duration::from_secs(1) || d > crate::daemon::trial::MAX_TIMEOUT {
+        return Err(format!("{s:?}: a trial runs from 1s to 24h"));
+    }
+    Ok(d)
 }
 
 /// Arguments of `run`; each overrides the configuration file's key of the
@@ -178,6 +244,14 @@ pub struct RunArgs {
     /// How long a rollback waits for fail2ban to answer again, e.g. 15s.
     #[arg(long, value_name = "DURATION")]
     pub rollback_timeout: Option<String>,
+    /// fail2ban-client, for the checks of Check and Try
+    /// (default "fail2ban-client"; split on spaces, no shell).
+    #[arg(long, value_name = "COMMAND")]
+    pub fail2ban_client_command: Option<String>,
+    /// Whether Try runs fail2ban's checks before it reloads fail2ban:
+    /// true or false (default true).
+    #[arg(long, value_name = "BOOL")]
+    pub trial_checks: Option<bool>,
     /// Write Prometheus metrics to this file after every probe (for
     /// node_exporter's textfile collector).
     #[arg(long, value_name = "PATH")]
@@ -208,6 +282,8 @@ impl RunArgs {
             fail2ban_reload_command: self.fail2ban_reload_command.clone(),
             fail2ban_start_command: self.fail2ban_start_command.clone(),
             rollback_timeout: self.rollback_timeout.clone(),
+            fail2ban_client_command: self.fail2ban_client_command.clone(),
+            trial_checks: self.trial_checks,
             metrics_file: self.metrics_file.clone(),
         }
     }

@@ -16,6 +16,8 @@ use futures_util::StreamExt as _;
 use serde_json::{Value, json};
 use zbus::{OwnedVariant, Variant};
 
+pub mod trial;
+
 use crate::bus::proxy::Health1Proxy;
 use crate::bus::{INTERFACE, NAME, PATH};
 use crate::health::{JailStats, OfflineReason};
@@ -25,7 +27,7 @@ const MAX_BUS_TEXT: usize = 1024;
 
 /// Text from the bus as printed: no control characters (they are
 /// escaped), at most [`MAX_BUS_TEXT`] bytes.
-fn clean(s: &str) -> String {
+pub(crate) fn clean(s: &str) -> String {
     crate::text::clean(s, MAX_BUS_TEXT).into_owned()
 }
 
@@ -41,7 +43,7 @@ pub struct BusArgs {
 }
 
 impl BusArgs {
-    fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match &self.bus_address {
             Some(a) => format!("the bus at {a}"),
             None => format!("the {} bus", self.bus),
@@ -58,7 +60,7 @@ pub struct Failure {
     pub status: u8,
 }
 
-fn unreachable(bus: &BusArgs, e: &zbus::Error) -> Failure {
+pub(crate) fn unreachable(bus: &BusArgs, e: &zbus::Error) -> Failure {
     Failure {
         message: clean(&format!(
             "cannot reach fail2ban-healthd on {}: {e} (is it running? systemctl status fail2ban-healthd)",
@@ -70,7 +72,7 @@ fn unreachable(bus: &BusArgs, e: &zbus::Error) -> Failure {
 
 /// A method's error as one line; the daemon's own errors are status 1.
 /// (`NotAuthorized` says itself who may call, and how to become one.)
-fn call_failed(bus: &BusArgs, e: zbus::Error) -> Failure {
+pub(crate) fn call_failed(bus: &BusArgs, e: zbus::Error) -> Failure {
     let zbus::Error::MethodError(name, message, _) = &e else {
         return unreachable(bus, &e);
     };
@@ -89,7 +91,11 @@ fn call_failed(bus: &BusArgs, e: zbus::Error) -> Failure {
 /// `ALLOW_INTERACTIVE_AUTHORIZATION` flag, so that polkit may ask for a
 /// password through the session's authentication agent; from a script it
 /// does not, and polkit answers at once.
-async fn call_managing<B, R>(p: &Health1Proxy<'_>, method: &str, body: &B) -> zbus::Result<R>
+pub(crate) async fn call_managing<B, R>(
+    p: &Health1Proxy<'_>,
+    method: &str,
+    body: &B,
+) -> zbus::Result<R>
 where
     B: serde::Serialize + zbus::zvariant::DynamicType,
     R: for<'d> zbus::zvariant::DynamicDeserialize<'d>,
@@ -106,7 +112,9 @@ where
         .ok_or_else(|| zbus::Error::Failure(format!("{method} sent no reply")))
 }
 
-async fn connect(bus: &BusArgs) -> Result<(zbus::Connection, Health1Proxy<'static>), Failure> {
+pub(crate) async fn connect(
+    bus: &BusArgs,
+) -> Result<(zbus::Connection, Health1Proxy<'static>), Failure> {
     let builder = match (&bus.bus_address, bus.bus.as_str()) {
         (Some(a), _) => zbus::connection::Builder::address(a.as_str()),
         (None, "session") => zbus::connection::Builder::session(),
@@ -133,7 +141,7 @@ pub fn exit_code(result: Result<u8, Failure>) -> ExitCode {
 }
 
 /// A `t` time as RFC 3339 (UTC, seconds), or `None` for 0.
-fn time(usec: u64) -> Option<String> {
+pub(crate) fn time(usec: u64) -> Option<String> {
     if usec == 0 {
         return None;
     }
@@ -178,11 +186,11 @@ pub fn to_json(v: &Variant<'_>) -> Value {
 
 type Dict = HashMap<String, OwnedVariant>;
 
-fn field<'a, T: TryFrom<&'a Variant<'a>>>(d: &'a Dict, key: &str) -> Option<T> {
+pub(crate) fn field<'a, T: TryFrom<&'a Variant<'a>>>(d: &'a Dict, key: &str) -> Option<T> {
     d.get(key).and_then(|v| T::try_from(v).ok())
 }
 
-fn strings(d: &Dict, key: &str) -> Vec<String> {
+pub(crate) fn strings(d: &Dict, key: &str) -> Vec<String> {
     d.get(key)
         .and_then(|v| v.try_clone().ok())
         .and_then(|v| Vec::<String>::try_from(v).ok())
@@ -193,7 +201,7 @@ fn strings(d: &Dict, key: &str) -> Vec<String> {
 }
 
 /// A string field as printed (see [`clean`]); `""` when absent.
-fn text(d: &Dict, key: &str) -> String {
+pub(crate) fn text(d: &Dict, key: &str) -> String {
     clean(field::<&str>(d, key).unwrap_or(""))
 }
 
@@ -201,7 +209,7 @@ fn reason_name(code: u32) -> &'static str {
     OfflineReason::from_code(code).map_or("unknown", OfflineReason::as_str)
 }
 
-fn cause_name(code: u32) -> &'static str {
+pub(crate) fn cause_name(code: u32) -> &'static str {
     match code {
         1 => "went_offline",
         2 => "jail_not_running",
@@ -232,6 +240,7 @@ fn record_json(r: &Dict) -> Value {
         "unit_result": field::<&str>(r, "UnitResult").map(clean),
         "exit_status": field::<i32>(r, "ExitStatus"),
         "rolled_back": field::<bool>(r, "RolledBack").unwrap_or(false),
+        "auto_rolled_back": field::<bool>(r, "AutoRolledBack").unwrap_or(false),
     })
 }
 
@@ -244,6 +253,7 @@ struct Status {
     last_probe: u64,
     activation: Dict,
     record: Dict,
+    trial: Dict,
     interval: u64,
     window: u64,
     socket: String,
@@ -285,6 +295,11 @@ async fn read_status(conn: &zbus::Connection) -> zbus::Result<Status> {
         last_probe: typed("LastProbeTimestamp", take("LastProbeTimestamp")?)?,
         activation: typed("LastActivation", take("LastActivation")?)?,
         record: typed("PendingRecovery", take("PendingRecovery")?)?,
+        // Daemons older than trials do not have it.
+        trial: match all.get("Trial") {
+            Some(v) => typed("Trial", v.try_clone()?)?,
+            None => Dict::new(),
+        },
         interval: typed("ProbeIntervalUSec", take("ProbeIntervalUSec")?)?,
         window: typed("CrashWindowUSec", take("CrashWindowUSec")?)?,
         socket: clean(&typed::<String>("SocketPath", take("SocketPath")?)?),
@@ -309,6 +324,15 @@ fn status_json(s: &Status) -> Value {
         "last_probe_usec": s.last_probe,
         "last_activation": activation,
         "pending_recovery": record_json(&s.record),
+        "trial": if s.trial.is_empty() {
+            Value::Null
+        } else {
+            json!({
+                "jail": text(&s.trial, "JailName"),
+                "started_at_usec": field::<u64>(&s.trial, "StartedAt").unwrap_or(0),
+                "deadline_at_usec": field::<u64>(&s.trial, "DeadlineAt").unwrap_or(0),
+            })
+        },
         "probe_interval_usec": s.interval,
         "crash_window_usec": s.window,
         "socket": s.socket,
@@ -397,6 +421,20 @@ fn status_text(s: &Status) -> String {
         record_text(&s.record)
     };
     row(&mut out, "pending recovery", &record);
+    if !s.trial.is_empty() {
+        let deadline = field::<u64>(&s.trial, "DeadlineAt").unwrap_or(0);
+        let now = u64::try_from(Utc::now().timestamp_micros()).unwrap_or(0);
+        row(
+            &mut out,
+            "trial",
+            &format!(
+                "{} until {} ({} s left; fail2ban-healthd confirm | abort)",
+                text(&s.trial, "JailName"),
+                time(deadline).unwrap_or_default(),
+                deadline.saturating_sub(now) / 1_000_000
+            ),
+        );
+    }
     row(
         &mut out,
         "watching",
@@ -459,6 +497,15 @@ fn signal_json(msg: &zbus::Message) -> Option<Value> {
         "RecoveryResolved" => {
             let (jail, recovered_at): (String, u64) = body.deserialize().ok()?;
             json!({ "jail_name": clean(&jail), "recovered_at": recovered_at })
+        }
+        "TrialEnded" => {
+            let (jail, kept, cause): (String, bool, u32) = body.deserialize().ok()?;
+            json!({
+                "jail_name": clean(&jail),
+                "kept": kept,
+                "cause": cause,
+                "cause_name": if cause == 0 { "" } else { cause_name(cause) },
+            })
         }
         "PropertiesChanged" => {
             let (interface, changed, invalidated): (String, Dict, Vec<String>) =

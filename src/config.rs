@@ -105,6 +105,11 @@ pub struct RawConfig {
     pub fail2ban_start_command: Option<String>,
     /// How long a rollback waits for fail2ban to answer again.
     pub rollback_timeout: Option<String>,
+    /// `fail2ban-client` as a program and arguments, for the checks of
+    /// `Check` and `Try`.
+    pub fail2ban_client_command: Option<String>,
+    /// Whether `Try` runs the checks before it reloads fail2ban.
+    pub trial_checks: Option<bool>,
     /// A Prometheus text file written after every probe; empty disables.
     pub metrics_file: Option<String>,
 }
@@ -167,6 +172,10 @@ impl RawConfig {
                 .or(self.fail2ban_reload_command),
             fail2ban_start_command: over.fail2ban_start_command.or(self.fail2ban_start_command),
             rollback_timeout: over.rollback_timeout.or(self.rollback_timeout),
+            fail2ban_client_command: over
+                .fail2ban_client_command
+                .or(self.fail2ban_client_command),
+            trial_checks: over.trial_checks.or(self.trial_checks),
             metrics_file: over.metrics_file.or(self.metrics_file),
         }
     }
@@ -217,6 +226,10 @@ pub struct Rollback {
     pub start_command: Vec<String>,
     /// How long to wait for fail2ban to answer afterwards.
     pub timeout: Duration,
+    /// `fail2ban-client`, for the checks (`-c DIR -t`, `-c DIR -d`).
+    pub client_command: Vec<String>,
+    /// Whether `Try` runs the checks first.
+    pub trial_checks: bool,
 }
 
 /// Validated settings of the daemon.
@@ -429,6 +442,12 @@ impl Config {
                 Duration::from_secs(1),
                 Duration::from_secs(600),
             )?,
+            client_command: command(
+                "fail2ban_client_command",
+                raw.fail2ban_client_command.as_deref(),
+                "fail2ban-client",
+            )?,
+            trial_checks: raw.trial_checks.unwrap_or(true),
         };
         let metrics_file = match raw.metrics_file.as_deref() {
             None | Some("") => None,
@@ -562,6 +581,8 @@ mod tests {
         assert_eq!(c.rollback.dropin, PathBuf::from(DEFAULT_ROLLBACK_DROPIN));
         assert_eq!(c.rollback.reload_command, ["fail2ban-client", "reload"]);
         assert_eq!(c.rollback.start_command, ["fail2ban-client", "start"]);
+        assert_eq!(c.rollback.client_command, ["fail2ban-client"]);
+        assert!(c.rollback.trial_checks);
         assert_eq!(c.rollback.timeout, Duration::from_secs(15));
         assert_eq!(c.metrics_file, None);
     }
@@ -653,6 +674,7 @@ mod tests {
             ("fail2ban_start_command = \"\"", "fail2ban_start_command"),
             ("rollback_timeout = \"0s\"", "rollback_timeout"),
             ("rollback_timeout = \"2h\"", "rollback_timeout"),
+            ("fail2ban_client_command = \" \"", "fail2ban_client_command"),
             ("metrics_file = \"metrics.prom\"", "metrics_file"),
         ] {
             let msg = parse(text).unwrap_err().to_string();

@@ -55,6 +55,17 @@ fn main() -> ExitCode {
         Command::Rollback { json, bus } => {
             client(|| async move { client::rollback(&bus, json).await })
         }
+        Command::Check { jail, json, bus } => {
+            client(|| async move { client::trial::check(&bus, &jail, json).await })
+        }
+        Command::Try {
+            jail,
+            timeout,
+            json,
+            bus,
+        } => client(|| async move { client::trial::run(&bus, &jail, timeout, json).await }),
+        Command::Confirm { bus } => client(|| async move { client::trial::confirm(&bus).await }),
+        Command::Abort { bus } => client(|| async move { client::trial::abort(&bus).await }),
         Command::Run(run) => {
             // A bad setting stops here, before the bus is touched.
             let config = match run.load() {

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::health::OfflineReason;
-use crate::monitor::{Activation, Cause, Memory, RecoveryRecord, UnitExit};
+use crate::monitor::{Activation, Cause, Memory, RecoveryRecord, Trial, UnitExit};
 
 /// The file's format version.
 const FORMAT: u32 = 1;
@@ -69,6 +69,66 @@ struct FileV1 {
     record: Option<RecordV1>,
     #[serde(default)]
     seen_jails: Vec<SeenV1>,
+    /// The running trial; missing in files of older releases.
+    #[serde(default)]
+    trial: Option<TrialV1>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrialV1 {
+    jail_name: String,
+    /// Microseconds since the Unix epoch.
+    started_at: i64,
+    /// Microseconds since the Unix epoch.
+    deadline_at: i64,
+    /// The daemon's drop-in before the trial; `null`: there was none.
+    dropin_before: Option<String>,
+}
+
+/// The longest drop-in a trial remembers.
+const MAX_DROPIN: usize = 256 * 1024;
+
+impl From<&Trial> for TrialV1 {
+    fn from(t: &Trial) -> Self {
+        Self {
+            jail_name: t.jail_name.clone(),
+            started_at: t.started_at.timestamp_micros(),
+            deadline_at: t.deadline_at.timestamp_micros(),
+            dropin_before: t.dropin_before.clone(),
+        }
+    }
+}
+
+impl TryFrom<TrialV1> for Trial {
+    type Error = String;
+    fn try_from(t: TrialV1) -> Result<Self, String> {
+        check_jails("trial.jail_name", std::slice::from_ref(&t.jail_name))?;
+        let started_at = time(t.started_at, "trial.started_at")?;
+        let deadline_at = time(t.deadline_at, "trial.deadline_at")?;
+        if deadline_at < started_at {
+            return Err("trial.deadline_at is before trial.started_at".into());
+        }
+        if let Some(d) = &t.dropin_before {
+            if d.len() > MAX_DROPIN {
+                return Err(format!(
+                    "trial.dropin_before is longer than {MAX_DROPIN} bytes"
+                ));
+            }
+            if !d.starts_with(crate::daemon::rollback::MARKER) {
+                return Err("trial.dropin_before is not a drop-in fail2ban-healthd wrote".into());
+            }
+            if d.contains('\0') {
+                return Err("trial.dropin_before holds a NUL byte".into());
+            }
+        }
+        Ok(Trial {
+            jail_name: t.jail_name,
+            started_at,
+            deadline_at,
+            dropin_before: t.dropin_before,
+        })
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -106,6 +166,9 @@ struct RecordV1 {
     exit_status: Option<i32>,
     #[serde(default)]
     rolled_back: bool,
+    /// Missing in files of older releases.
+    #[serde(default)]
+    auto_rolled_back: bool,
     /// Missing in files of older releases: then derived from the file's
     /// `jails_before`.
     #[serde(default)]
@@ -152,6 +215,7 @@ impl From<&RecoveryRecord> for RecordV1 {
             unit_result: r.unit_exit.as_ref().map(|u| u.result.clone()),
             exit_status: r.unit_exit.as_ref().map(|u| u.exit_status),
             rolled_back: r.rolled_back,
+            auto_rolled_back: r.auto_rolled_back,
             ran_before: Some(r.ran_before),
         }
     }
@@ -188,6 +252,7 @@ impl TryFrom<RecordV1> for RecoveryRecord {
                 _ => None,
             },
             rolled_back: r.rolled_back,
+            auto_rolled_back: r.auto_rolled_back && r.rolled_back,
             ran_before: r.ran_before.unwrap_or(false),
         })
     }
@@ -211,6 +276,7 @@ pub fn encode(memory: &Memory) -> Vec<u8> {
                 first_seen: first.map(|t| t.timestamp_micros()),
             })
             .collect(),
+        trial: memory.trial.as_ref().map(Into::into),
     };
     let mut out = serde_json::to_vec_pretty(&file).unwrap_or_default();
     out.push(b'\n');
@@ -367,6 +433,7 @@ pub fn decode(bytes: &[u8]) -> Result<Memory, String> {
         recent,
         record,
         seen_jails,
+        trial: file.trial.map(Trial::try_from).transpose()?,
     })
 }
 
@@ -456,7 +523,17 @@ mod tests {
                     exit_status: 9,
                 }),
                 rolled_back: true,
+                auto_rolled_back: true,
                 ran_before: false,
+            }),
+            trial: Some(Trial {
+                jail_name: "nginx".into(),
+                started_at: t(0),
+                deadline_at: t(60),
+                dropin_before: Some(format!(
+                    "{}: x\n\n[old]\nenabled = false\n",
+                    crate::daemon::rollback::MARKER
+                )),
             }),
         }
     }

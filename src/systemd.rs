@@ -23,6 +23,8 @@ pub trait Manager {
     fn start_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
     /// Restarts the unit (starting it if stopped); returns the job.
     fn restart_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    /// Reloads the unit (its `ExecReload`); returns the job.
+    fn reload_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
     /// Clears a failed state and the start rate limit.
     fn reset_failed_unit(&self, name: &str) -> zbus::Result<()>;
     /// systemd starts (`true`) or ends (`false`) reloading its units.

@@ -139,6 +139,12 @@ async fn live_introspection_equals_the_shipped_xml() {
         "WentOffline",
         "ActivationCrashDetected",
         "RecoveryResolved",
+        "Try",
+        "Check",
+        "Confirm",
+        "Abort",
+        "Trial",
+        "TrialEnded",
     ] {
         assert!(shipped.contains(&format!("name=\"{name}\"")), "{name}");
     }
@@ -465,7 +471,7 @@ async fn property_reads_stay_fast_while_a_probe_hangs() {
         assert_eq!(p.offline_reason().await.unwrap(), 1, "not probed yet");
         let iface = zbus::names::InterfaceName::try_from(fail2ban_healthd::bus::INTERFACE).unwrap();
         let all = props.get_all(iface).await.unwrap();
-        assert_eq!(all.len(), 11);
+        assert_eq!(all.len(), 12);
         assert!(
             start.elapsed() < Duration::from_millis(50),
             "reads took {:?}",

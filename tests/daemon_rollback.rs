@@ -7,11 +7,10 @@ mod common;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Output;
 use std::time::{Duration, Instant};
 
 use common::Fail2ban;
-use common::bus::{Daemon, PrivateBus, get, proxy};
+use common::bus::{Daemon, PrivateBus, client, get, proxy};
 use fail2ban_healthd::bus::proxy::Health1Proxy;
 use fail2ban_healthd::daemon::rollback::MARKER;
 use nix::sys::signal::Signal;
@@ -31,7 +30,7 @@ async fn daemon(
     reload: Option<&str>,
     start: Option<&str>,
 ) -> Daemon {
-    common::bus::rollback_daemon(bus, server, &dropin(server), reload, start).await
+    common::bus::rollback_daemon(bus, server, &dropin(server), reload, start, &[]).await
 }
 
 async fn record_when(
@@ -58,22 +57,6 @@ fn error_name(e: &zbus::Error) -> String {
         zbus::Error::MethodError(name, _, _) => name.as_str().to_owned(),
         other => format!("{other}"),
     }
-}
-
-/// The client binary with `args` on `bus`, optionally as uid 65534.
-fn client(bus: &PrivateBus, as_nobody: bool, args: &[&str]) -> Output {
-    let exe = env!("CARGO_BIN_EXE_fail2ban-healthd");
-    let mut cmd = if as_nobody {
-        let mut c = std::process::Command::new(common::require_program("setpriv", "util-linux"));
-        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", exe]);
-        c
-    } else {
-        std::process::Command::new(exe)
-    };
-    cmd.args(args)
-        .args(["--bus-address", &bus.address])
-        .output()
-        .unwrap()
 }
 
 fn jails_of(server: &Fail2ban) -> Vec<String> {

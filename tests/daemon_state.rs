@@ -222,8 +222,10 @@ fn valid_state_text() -> String {
                 exit_status: 9,
             }),
             rolled_back: false,
+            auto_rolled_back: false,
             ran_before: false,
         }),
+        trial: None,
     };
     String::from_utf8(fail2ban_healthd::state::encode(&memory)).unwrap()
 }

@@ -192,6 +192,10 @@ proptest! {
                     Event::RecoveryResolved { .. } => resolved += 1,
                     Event::CameOnline { version } => prop_assert!(!version.is_empty()),
                     Event::WentOffline { reason } => prop_assert_ne!(reason, OfflineReason::None),
+                    // No trial is ever claimed here.
+                    e @ (Event::TrialRollbackDue { .. } | Event::TrialEnded { .. }) => {
+                        prop_assert!(false, "a trial event without a trial: {e:?}");
+                    }
                 }
             }
             // A rollback's restart is nobody's crash.

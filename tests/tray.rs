@@ -35,7 +35,7 @@ fn dropin(server: &Fail2ban) -> PathBuf {
 async fn daemon(bus: &PrivateBus, server: &Fail2ban) -> Daemon {
     // -x: the socket a killed server left behind is no obstacle.
     let start = server.client_command("-x start");
-    common::bus::rollback_daemon(bus, server, &dropin(server), None, Some(&start)).await
+    common::bus::rollback_daemon(bus, server, &dropin(server), None, Some(&start), &[]).await
 }
 
 /// One line of the item's menu.

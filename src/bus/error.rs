@@ -23,4 +23,13 @@ pub enum HealthError {
     RollbackFailed(String),
     /// `DismissRecovery` or a second `Rollback` while a rollback runs.
     RollbackInProgress(String),
+    /// `Try` while a trial runs, or `Rollback` while one runs (the trial
+    /// rolls its own jail back).
+    TrialInProgress(String),
+    /// `Confirm` or `Abort` without a trial.
+    NoTrial(String),
+    /// `Try` could not start: a check failed, the jail runs already,
+    /// fail2ban is not healthy, the drop-in is not the daemon's, or
+    /// fail2ban cannot be reloaded. Nothing was changed.
+    TryFailed(String),
 }

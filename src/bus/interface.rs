@@ -15,7 +15,7 @@ use zbus::{Connection, OwnedVariant};
 use super::auth::{Authorizer, Right};
 use super::error::HealthError;
 use super::{valid_jail_name, values};
-use crate::daemon::{Handle, rollback};
+use crate::daemon::{Handle, rollback, trial};
 use crate::monitor::Refusal;
 
 /// Values fixed for the daemon's lifetime.
@@ -66,12 +66,7 @@ impl Health {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<u64, HealthError> {
         let uid = self.auth.authorize(Right::Manage, &header, conn).await?;
-        if !valid_jail_name(&jail_name) {
-            return Err(HealthError::InvalidJailName(format!(
-                "{:?} is not a jail name: 1 to 128 bytes of A-Z a-z 0-9 . _ @ + -, not starting with . or -",
-                jail_name.chars().take(140).collect::<String>()
-            )));
-        }
+        check_jail_name(&jail_name)?;
         tracing::info!(jail = %jail_name, uid, "activation_registered");
         let at = self
             .daemon
@@ -130,10 +125,14 @@ impl Health {
                     "the pending recovery was rolled back already".into(),
                 ));
             }
-            Some(Err(Refusal::NoPendingRecovery)) => {
-                return Err(HealthError::NoPendingRecovery(
-                    "there is no pending recovery".into(),
+            Some(Err(Refusal::TrialRunning)) => {
+                return Err(HealthError::TrialInProgress(
+                    "a trial is running and rolls its own jail back: use Abort to end it now"
+                        .into(),
                 ));
+            }
+            Some(Err(refusal)) => {
+                return Err(HealthError::NoPendingRecovery(refusal.to_string()));
             }
             None => return Err(HealthError::ShuttingDown("the daemon is stopping".into())),
         };
@@ -143,10 +142,82 @@ impl Health {
             self.daemon.clone(),
             activation,
             uid,
+            rollback::Undo::Disable,
         )
         .await
         .map(|outcome| values::rollback(&outcome))
         .map_err(|e| HealthError::RollbackFailed(e.to_string()))
+    }
+
+    /// Runs fail2ban's own checks for the jail as if it were enabled;
+    /// answers `{Ok, Messages}`. Nothing is enabled, the server is not
+    /// touched.
+    #[zbus(out_args("result"))]
+    async fn check(
+        &self,
+        jail_name: String,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<HashMap<String, OwnedVariant>, HealthError> {
+        let uid = self.auth.authorize(Right::Manage, &header, conn).await?;
+        check_jail_name(&jail_name)?;
+        let report = trial::check(&self.rollback, &jail_name)
+            .await
+            .map_err(HealthError::TryFailed)?;
+        tracing::info!(jail = %jail_name, uid, ok = report.ok, "jail_checked");
+        Ok(values::check(&report))
+    }
+
+    /// Enables the jail in the daemon's drop-in, registers it as an
+    /// activation, reloads fail2ban, and rolls it back by itself if a
+    /// failure is attributed to it before the deadline.
+    #[zbus(name = "Try", out_args("started_at"))]
+    async fn try_jail(
+        &self,
+        jail_name: String,
+        timeout_usec: u64,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<u64, HealthError> {
+        let uid = self.auth.authorize(Right::Rollback, &header, conn).await?;
+        check_jail_name(&jail_name)?;
+        let window = std::time::Duration::from_micros(self.constants.crash_window_usec);
+        let timeout = trial::timeout(timeout_usec, window).map_err(HealthError::TryFailed)?;
+        let started = trial::start(&self.rollback, conn, &self.daemon, &jail_name, timeout, uid)
+            .await
+            .map_err(|e| match e {
+                trial::TryError::TrialInProgress => HealthError::TrialInProgress(e.to_string()),
+                trial::TryError::RollbackInProgress => {
+                    HealthError::RollbackInProgress(e.to_string())
+                }
+                trial::TryError::Failed(why) => HealthError::TryFailed(why),
+                trial::TryError::ShuttingDown => HealthError::ShuttingDown(e.to_string()),
+            })?;
+        Ok(values::usec(Some(started)))
+    }
+
+    /// Ends the trial now, keeping its jail.
+    async fn confirm(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(), HealthError> {
+        let uid = self.auth.authorize(Right::Rollback, &header, conn).await?;
+        let trial = trial_answer(self.daemon.confirm_trial().await)?;
+        tracing::info!(uid, jail = %trial.map(|t| t.jail_name).unwrap_or_default(), "trial_confirmed");
+        Ok(())
+    }
+
+    /// Ends the trial now, rolling its jail back.
+    async fn abort(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(), HealthError> {
+        let uid = self.auth.authorize(Right::Rollback, &header, conn).await?;
+        let trial = trial_answer(self.daemon.abort_trial().await)?;
+        tracing::warn!(uid, jail = %trial.map(|t| t.jail_name).unwrap_or_default(), "trial_aborted");
+        Ok(())
     }
 
     /// Probes now and returns once the properties reflect the result.
@@ -214,6 +285,12 @@ impl Health {
         values::record(self.daemon.snapshot().pending_recovery.as_ref())
     }
 
+    /// `{}` or `{JailName, StartedAt, DeadlineAt}`.
+    #[zbus(property)]
+    fn trial(&self) -> HashMap<String, OwnedVariant> {
+        values::trial(self.daemon.snapshot().trial.as_ref())
+    }
+
     /// The configured probe interval.
     #[zbus(property(emits_changed_signal = "const"), name = "ProbeIntervalUSec")]
     fn probe_interval_usec(&self) -> u64 {
@@ -250,6 +327,16 @@ impl Health {
         cause: u32,
     ) -> zbus::Result<()>;
 
+    /// A trial ended: kept, or rolled back (`cause` the record's, 0 for
+    /// `Abort`).
+    #[zbus(signal)]
+    pub async fn trial_ended(
+        emitter: &SignalEmitter<'_>,
+        jail_name: &str,
+        kept: bool,
+        cause: u32,
+    ) -> zbus::Result<()>;
+
     /// An unresolved record became resolved.
     #[zbus(signal)]
     pub async fn recovery_resolved(
@@ -257,4 +344,28 @@ impl Health {
         jail_name: &str,
         recovered_at: u64,
     ) -> zbus::Result<()>;
+}
+
+fn check_jail_name(jail_name: &str) -> Result<(), HealthError> {
+    if valid_jail_name(jail_name) {
+        return Ok(());
+    }
+    Err(HealthError::InvalidJailName(format!(
+        "{:?} is not a jail name: 1 to 128 bytes of A-Z a-z 0-9 . _ @ + -, not starting with . or -",
+        jail_name.chars().take(140).collect::<String>()
+    )))
+}
+
+fn trial_answer(
+    answer: Option<Result<Option<crate::monitor::Trial>, Refusal>>,
+) -> Result<Option<crate::monitor::Trial>, HealthError> {
+    match answer {
+        Some(Ok(t)) => Ok(t),
+        Some(Err(Refusal::NoTrial)) => Err(HealthError::NoTrial("no trial is running".into())),
+        Some(Err(Refusal::RollbackRunning)) => Err(HealthError::RollbackInProgress(
+            "the trial's jail is being rolled back already".into(),
+        )),
+        Some(Err(other)) => Err(HealthError::NoTrial(other.to_string())),
+        None => Err(HealthError::ShuttingDown("the daemon is stopping".into())),
+    }
 }

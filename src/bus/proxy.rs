@@ -21,6 +21,15 @@ pub trait Health1 {
     /// Disables the record's jail and restarts fail2ban; returns
     /// `{DropInPath, Restarted, Online, ActiveJails}`.
     fn rollback(&self) -> zbus::Result<HashMap<String, OwnedVariant>>;
+    /// Runs fail2ban's checks for the jail; returns `{Ok, Messages}`.
+    fn check(&self, jail_name: &str) -> zbus::Result<HashMap<String, OwnedVariant>>;
+    /// Starts a trial of the jail; returns its start (µs).
+    #[zbus(name = "Try")]
+    fn try_jail(&self, jail_name: &str, timeout_usec: u64) -> zbus::Result<u64>;
+    /// Ends the trial, keeping its jail.
+    fn confirm(&self) -> zbus::Result<()>;
+    /// Ends the trial, rolling its jail back.
+    fn abort(&self) -> zbus::Result<()>;
 
     /// The latest probe got a valid answer.
     #[zbus(property)]
@@ -46,6 +55,9 @@ pub trait Health1 {
     /// The recovery record.
     #[zbus(property)]
     fn pending_recovery(&self) -> zbus::Result<HashMap<String, OwnedVariant>>;
+    /// The running trial: `{}` or `{JailName, StartedAt, DeadlineAt}`.
+    #[zbus(property)]
+    fn trial(&self) -> zbus::Result<HashMap<String, OwnedVariant>>;
     /// The probe interval (µs).
     #[zbus(property(emits_changed_signal = "const"), name = "ProbeIntervalUSec")]
     fn probe_interval_usec(&self) -> zbus::Result<u64>;
@@ -71,6 +83,9 @@ pub trait Health1 {
         detected_at: u64,
         cause: u32,
     ) -> zbus::Result<()>;
+    /// A trial ended.
+    #[zbus(signal)]
+    fn trial_ended(&self, jail_name: &str, kept: bool, cause: u32) -> zbus::Result<()>;
     /// A record was resolved.
     #[zbus(signal)]
     fn recovery_resolved(&self, jail_name: &str, recovered_at: u64) -> zbus::Result<()>;

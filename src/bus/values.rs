@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use zbus::{OwnedVariant, Str, Variant};
 
 use crate::health::JailStats;
-use crate::monitor::{Activation, Cause, RecoveryRecord, Snapshot};
+use crate::monitor::{Activation, Cause, RecoveryRecord, Snapshot, Trial};
 
 /// A time as the contract gives it: microseconds since the Unix epoch,
 /// `0` for never.
@@ -80,6 +80,10 @@ pub fn record(r: Option<&RecoveryRecord>) -> HashMap<String, OwnedVariant> {
         map.insert("SuspectJails".into(), v);
     }
     map.insert("RolledBack".into(), OwnedVariant::from(r.rolled_back));
+    map.insert(
+        "AutoRolledBack".into(),
+        OwnedVariant::from(r.auto_rolled_back),
+    );
     map.insert("RanBefore".into(), OwnedVariant::from(r.ran_before));
     if let Some(exit) = &r.unit_exit {
         map.insert("UnitResult".into(), string(&exit.result));
@@ -89,6 +93,33 @@ pub fn record(r: Option<&RecoveryRecord>) -> HashMap<String, OwnedVariant> {
         && let Ok(v) = OwnedVariant::try_from(Variant::from(names.clone()))
     {
         map.insert("VanishedJails".into(), v);
+    }
+    map
+}
+
+/// The `Trial` property: `{}` or `{JailName, StartedAt, DeadlineAt}`.
+pub fn trial(t: Option<&Trial>) -> HashMap<String, OwnedVariant> {
+    let mut map = HashMap::new();
+    if let Some(t) = t {
+        map.insert("JailName".into(), string(&t.jail_name));
+        map.insert(
+            "StartedAt".into(),
+            OwnedVariant::from(usec(Some(t.started_at))),
+        );
+        map.insert(
+            "DeadlineAt".into(),
+            OwnedVariant::from(usec(Some(t.deadline_at))),
+        );
+    }
+    map
+}
+
+/// The answer of `Check()`: `{Ok, Messages}`.
+pub fn check(r: &crate::fail2ban::check::CheckReport) -> HashMap<String, OwnedVariant> {
+    let mut map = HashMap::new();
+    map.insert("Ok".into(), OwnedVariant::from(r.ok));
+    if let Ok(v) = OwnedVariant::try_from(Variant::from(r.messages.clone())) {
+        map.insert("Messages".into(), v);
     }
     map
 }
@@ -134,6 +165,9 @@ pub fn changed(before: &Snapshot, after: &Snapshot) -> HashMap<&'static str, Var
             "PendingRecovery",
             Variant::from(record(after.pending_recovery.as_ref())),
         );
+    }
+    if before.trial != after.trial {
+        out.insert("Trial", Variant::from(trial(after.trial.as_ref())));
     }
     out
 }

@@ -146,6 +146,7 @@ mod tests {
             suspect_jails: vec!["alpha".into()],
             unit_exit: None,
             rolled_back: false,
+            auto_rolled_back: false,
             ran_before: false,
         });
         tx.send_replace(Some((Arc::new(with_record), Duration::from_millis(1))));

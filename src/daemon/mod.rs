@@ -13,6 +13,8 @@
 //! - `unit_watch`: fail2ban's systemd unit (and its `.socket`), to tell a
 //!   restart from a crash and, under socket activation, when not to connect;
 //! - `rollback`: `Rollback()`, the drop-in and fail2ban's restart;
+//! - `trial`: `Check()` and `Try()`: the checks, the trial's line, the
+//!   reload (the monitor judges the trial and asks for its rollback);
 //! - `metrics`: the Prometheus text file, written after every probe.
 
 mod metrics;
@@ -22,6 +24,7 @@ mod persist;
 mod publish;
 pub mod rollback;
 mod socket_watch;
+pub mod trial;
 mod unit_watch;
 
 use std::sync::Arc;
@@ -34,7 +37,7 @@ use crate::bus::auth::{Authorizer, Groups};
 use crate::bus::interface::{Constants, Health};
 use crate::bus::{NAME, PATH};
 use crate::config::{Bus, Config};
-use crate::monitor::{Activation, Refusal, Snapshot};
+use crate::monitor::{Activation, Input, Refusal, Snapshot, Trial};
 
 /// A request to the owner task; each carries the channel for its answer.
 #[derive(Debug)]
@@ -71,6 +74,14 @@ pub enum Command {
         activation: Activation,
         /// Whether the jail was disabled and fail2ban answered afterwards.
         done: bool,
+    },
+    /// A trial input ([`Input::TrialClaimed`] and the others); answers
+    /// with the trial then running, or why not.
+    Trial {
+        /// The input.
+        input: Input,
+        /// Where the answer goes; none for a cancellation.
+        reply: Option<oneshot::Sender<Result<Option<Trial>, Refusal>>>,
     },
 }
 
@@ -126,9 +137,65 @@ impl Handle {
     }
 
     /// Marks the rollback started last as ended, without waiting (also
-    /// from a destructor). A full queue is waited for in a task.
+    /// from a destructor).
     pub fn finish_rollback(&self, activation: Activation, done: bool) {
-        let command = Command::FinishRollback { activation, done };
+        self.send_now(Command::FinishRollback { activation, done });
+    }
+
+    async fn trial(&self, input: Input) -> Option<Result<Option<Trial>, Refusal>> {
+        self.ask(|reply| Command::Trial {
+            input,
+            reply: Some(reply),
+        })
+        .await
+    }
+
+    /// Claims the one trial slot for `jail` while its checks run.
+    pub async fn claim_trial(&self, jail: String) -> Option<Result<(), Refusal>> {
+        self.trial(Input::TrialClaimed { jail })
+            .await
+            .map(|r| r.map(|_| ()))
+    }
+
+    /// Starts the claimed trial; answers with its start.
+    pub async fn start_trial(
+        &self,
+        jail: String,
+        timeout: std::time::Duration,
+        dropin_before: Option<String>,
+    ) -> Option<Result<DateTime<Utc>, Refusal>> {
+        let input = Input::TrialStarted {
+            jail,
+            timeout,
+            dropin_before,
+        };
+        self.trial(input)
+            .await
+            .map(|r| r.and_then(|t| t.map(|t| t.started_at).ok_or(Refusal::NoTrial)))
+    }
+
+    /// Frees a claimed trial slot, or ends a trial that could not be set
+    /// up, without waiting (also from a destructor).
+    pub fn cancel_trial(&self) {
+        self.send_now(Command::Trial {
+            input: Input::TrialCancelled,
+            reply: None,
+        });
+    }
+
+    /// `Confirm()`: ends the trial, keeping its jail.
+    pub async fn confirm_trial(&self) -> Option<Result<Option<Trial>, Refusal>> {
+        self.trial(Input::TrialConfirmed).await
+    }
+
+    /// `Abort()`: rolls the trial's jail back.
+    pub async fn abort_trial(&self) -> Option<Result<Option<Trial>, Refusal>> {
+        self.trial(Input::TrialAborted).await
+    }
+
+    /// Sends `command` without waiting; a full queue is waited for in a
+    /// task.
+    fn send_now(&self, command: Command) {
         if let Err(mpsc::error::TrySendError::Full(command)) = self.commands.try_send(command) {
             let commands = self.commands.clone();
             tokio::spawn(async move {
@@ -183,7 +250,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         socket: config.probe.socket.clone(),
     };
     let conn = builder(&config.bus)
-        .serve_at(PATH, Health::new(handle, constants, auth, rollback))
+        .serve_at(
+            PATH,
+            Health::new(handle.clone(), constants, auth, rollback.clone()),
+        )
         .build()
         .await
         .context("cannot connect to the D-Bus bus")?;
@@ -203,6 +273,22 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             unit_tx,
         ))
     });
+    // The rollbacks the monitor asks for (a trial's), run as `Rollback`'s.
+    let (rollbacks_tx, mut rollbacks_rx) = mpsc::unbounded_channel::<owner::RollbackDue>();
+    let rollback_runner = {
+        let conn = conn.clone();
+        let handle = handle.clone();
+        let settings = rollback.clone();
+        tokio::spawn(async move {
+            while let Some(due) = rollbacks_rx.recv().await {
+                let (conn, handle, settings) = (conn.clone(), handle.clone(), settings.clone());
+                tokio::spawn(async move {
+                    let undo = rollback::Undo::Restore(due.dropin_before);
+                    let _ = rollback::run(settings, conn, handle, due.activation, 0, undo).await;
+                });
+            }
+        })
+    };
     let (publish_tx, publish_rx) = mpsc::unbounded_channel();
     let publisher = tokio::spawn(publish::run(conn.clone(), publish_rx));
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -214,6 +300,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             unit_states: unit_rx,
             snapshot: snapshot_tx,
             publish: publish_tx,
+            rollbacks: rollbacks_tx,
         },
         stop_rx,
     ));
@@ -230,6 +317,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // publisher then drains what is left and ends.
     let _ = owner.await;
     let _ = publisher.await;
+    rollback_runner.abort();
     if let Some(task) = unit_watch {
         task.abort();
     }

@@ -37,6 +37,17 @@ pub struct Parts {
     pub snapshot: watch::Sender<Arc<Snapshot>>,
     /// Where events and snapshot changes go to the bus.
     pub publish: mpsc::UnboundedSender<Job>,
+    /// Where the rollbacks the monitor asks for go.
+    pub rollbacks: mpsc::UnboundedSender<RollbackDue>,
+}
+
+/// A rollback the monitor asked for: a trial's.
+#[derive(Debug)]
+pub struct RollbackDue {
+    /// The trial's activation.
+    pub activation: Activation,
+    /// The drop-in before the trial.
+    pub dropin_before: Option<String>,
 }
 
 type Probing =
@@ -68,6 +79,7 @@ pub async fn run(parts: Parts, mut stop: watch::Receiver<bool>) {
         mut unit_states,
         snapshot,
         publish,
+        rollbacks,
     } = parts;
     let mut memory = Arc::new(monitor.memory());
     let (memory_tx, memory_rx) = watch::channel(memory.clone());
@@ -128,6 +140,21 @@ pub async fn run(parts: Parts, mut stop: watch::Receiver<bool>) {
                     }
                     None => tracing::error!("probe_due_while_probing"),
                 },
+                Event::TrialRollbackDue {
+                    activation,
+                    dropin_before,
+                } => {
+                    tracing::warn!(jail = %activation.jail_name, "trial_rolling_back");
+                    let due = RollbackDue {
+                        activation: activation.clone(),
+                        dropin_before,
+                    };
+                    if rollbacks.send(due).is_err() {
+                        // Stopping: the trial stays, and is resumed after
+                        // a restart.
+                        tracing::warn!(jail = %activation.jail_name, "trial_rollback_not_started");
+                    }
+                }
                 other => {
                     log_event(&other, &last_error);
                     if matches!(other, Event::CameOnline { .. }) && !warned_broken_activation {
@@ -326,6 +353,15 @@ fn apply(
                 });
             let _ = reply.send(answer);
         }
+        Command::Trial { input, reply } => {
+            let answer = monitor
+                .handle_input(now, input)
+                .map(|()| monitor.snapshot().trial.clone());
+            monitor.handle_timeout(now);
+            if let Some(reply) = reply {
+                let _ = reply.send(answer);
+            }
+        }
         Command::FinishRollback { activation, done } => {
             monitor
                 .handle_input(now, Input::RollbackFinished { activation, done })
@@ -393,6 +429,14 @@ fn log_event(event: &Event, last_error: &str) {
         }
         Event::RecoveryResolved { jail, .. } => {
             tracing::info!(jail = %jail, "pending_recovery_resolved");
+        }
+        Event::TrialRollbackDue { .. } => {}
+        Event::TrialEnded { jail, kept, cause } => {
+            if *kept {
+                tracing::info!(jail = %jail, "trial_kept");
+            } else {
+                tracing::warn!(jail = %jail, cause, "trial_rolled_back");
+            }
         }
     }
 }

@@ -69,6 +69,10 @@ async fn announce(emitter: &SignalEmitter<'_>, job: Job) -> zbus::Result<()> {
             Event::RecoveryResolved { jail, recovered_at } => {
                 Health::recovery_resolved(emitter, &jail, values::usec(Some(recovered_at))).await?;
             }
+            Event::TrialRollbackDue { .. } => {}
+            Event::TrialEnded { jail, kept, cause } => {
+                Health::trial_ended(emitter, &jail, kept, cause).await?;
+            }
         }
     }
     Ok(())

@@ -102,60 +102,138 @@ pub enum Failure {
     },
 }
 
-/// The drop-in's text with `jail` disabled, kept with the jails `existing`
-/// (the daemon's own earlier text) disables.
+/// The jails the daemon's own drop-in text `existing` sets, in order,
+/// each with its `enabled` value.
+///
+/// # Errors
+/// [`Failure::Foreign`] when `existing` was not written by the daemon.
+fn sections(existing: Option<&str>, path: &Path) -> Result<Vec<(String, bool)>, Failure> {
+    let mut jails: Vec<(String, bool)> = Vec::new();
+    let Some(text) = existing else {
+        return Ok(jails);
+    };
+    if !text.lines().next().is_some_and(|l| l.starts_with(MARKER)) {
+        return Err(Failure::Foreign(path.to_owned()));
+    }
+    let mut current: Option<usize> = None;
+    for line in text.lines().map(str::trim) {
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            current = None;
+            if valid_jail_name(name) {
+                current = Some(match jails.iter().position(|(j, _)| j == name) {
+                    Some(i) => i,
+                    None => {
+                        jails.push((name.to_owned(), false));
+                        jails.len() - 1
+                    }
+                });
+            }
+        } else if let Some(i) = current
+            && let Some(value) = line.strip_prefix("enabled").map(str::trim_start)
+            && let Some(value) = value.strip_prefix('=')
+        {
+            jails[i].1 = value.trim() == "true";
+        }
+    }
+    Ok(jails)
+}
+
+fn render(jails: &[(String, bool)]) -> String {
+    let mut text = format!(
+        "{MARKER}: jails enabled by a trial that was kept, and jails rolled back.\n\
+         # fail2ban-healthd rewrites this file on every trial and rollback. To enable a\n\
+         # rolled-back jail again, fix it, delete its section here (or this file) and\n\
+         # reload fail2ban, or try it again with `fail2ban-healthd try JAIL`.\n"
+    );
+    for (j, enabled) in jails {
+        text.push_str(&format!("\n[{j}]\nenabled = {enabled}\n"));
+    }
+    text
+}
+
+fn settable(jail: &str) -> Result<(), Failure> {
+    if !valid_jail_name(jail) || matches!(jail, "DEFAULT" | "INCLUDES") {
+        return Err(Failure::NotAJail(jail.to_owned()));
+    }
+    Ok(())
+}
+
+/// The drop-in's text with `jail` set to `enabled`, every other jail the
+/// daemon's earlier text (`existing`) sets kept as it was.
 ///
 /// # Errors
 /// [`Failure::NotAJail`] for a name that is not a plain jail (fail2ban's
 /// `DEFAULT` and `INCLUDES` sections would disable or change every jail);
 /// [`Failure::Foreign`] when `existing` was not written by the daemon.
-pub fn dropin_text(existing: Option<&str>, jail: &str, path: &Path) -> Result<String, Failure> {
-    if !valid_jail_name(jail) || matches!(jail, "DEFAULT" | "INCLUDES") {
-        return Err(Failure::NotAJail(jail.to_owned()));
+pub fn dropin_with(
+    existing: Option<&str>,
+    jail: &str,
+    enabled: bool,
+    path: &Path,
+) -> Result<String, Failure> {
+    settable(jail)?;
+    let mut jails = sections(existing, path)?;
+    match jails.iter_mut().find(|(j, _)| j == jail) {
+        Some(entry) => entry.1 = enabled,
+        None => jails.push((jail.to_owned(), enabled)),
     }
-    let mut jails: Vec<String> = Vec::new();
-    if let Some(text) = existing {
-        if !text.lines().next().is_some_and(|l| l.starts_with(MARKER)) {
-            return Err(Failure::Foreign(path.to_owned()));
-        }
-        for line in text.lines().map(str::trim) {
-            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']'))
-                && valid_jail_name(name)
-                && !jails.iter().any(|j| j == name)
-            {
-                jails.push(name.to_owned());
-            }
-        }
-    }
-    if !jails.iter().any(|j| j == jail) {
-        jails.push(jail.to_owned());
-    }
-    let mut text = format!(
-        "{MARKER}: jails rolled back after a failed activation.\n\
-         # fail2ban-healthd rewrites this file on every rollback. To enable a jail\n\
-         # again, fix it, delete its section here (or this file) and reload fail2ban.\n"
-    );
-    for j in &jails {
-        text.push_str(&format!("\n[{j}]\nenabled = false\n"));
-    }
-    Ok(text)
+    Ok(render(&jails))
 }
 
-/// Writes the drop-in disabling `jail`.
-async fn write_dropin(path: PathBuf, jail: String) -> Result<PathBuf, Failure> {
+/// The drop-in's text with `jail` disabled; see [`dropin_with`].
+///
+/// # Errors
+/// As [`dropin_with`].
+pub fn dropin_text(existing: Option<&str>, jail: &str, path: &Path) -> Result<String, Failure> {
+    dropin_with(existing, jail, false, path)
+}
+
+/// Reads the drop-in; `None` when there is none.
+pub(super) fn read_dropin(path: &Path) -> Result<Option<String>, Failure> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(Failure::Write {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// What a rollback does to the drop-in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Undo {
+    /// `Rollback()`: `[JAIL] enabled = false`.
+    Disable,
+    /// A trial's rollback: the drop-in exactly as it was before the trial
+    /// (`None`: no file).
+    Restore(Option<String>),
+}
+
+/// Changes the drop-in as `undo` says, for `jail`. A file there that the
+/// daemon did not write is never touched.
+async fn write_dropin(path: PathBuf, jail: String, undo: Undo) -> Result<PathBuf, Failure> {
     tokio::task::spawn_blocking(move || {
         let io = |source| Failure::Write {
             path: path.clone(),
             source,
         };
-        let existing = match std::fs::read_to_string(&path) {
-            Ok(t) => Some(t),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(io(e)),
+        let existing = read_dropin(&path)?;
+        let text = match undo {
+            Undo::Disable => Some(dropin_text(existing.as_deref(), &jail, &path)?),
+            Undo::Restore(before) => {
+                settable(&jail)?;
+                sections(existing.as_deref(), &path)?;
+                before
+            }
         };
-        let text = dropin_text(existing.as_deref(), &jail, &path)?;
-        if existing.as_deref() != Some(text.as_str()) {
-            crate::atomic::write(&path, text.as_bytes(), 0o644).map_err(io)?;
+        match text {
+            Some(text) if existing.as_deref() != Some(text.as_str()) => {
+                crate::atomic::write(&path, text.as_bytes(), 0o644).map_err(io)?;
+            }
+            Some(_) => {}
+            None if existing.is_some() => std::fs::remove_file(&path).map_err(io)?,
+            None => {}
         }
         Ok(path)
     })
@@ -168,7 +246,7 @@ async fn write_dropin(path: PathBuf, jail: String) -> Result<PathBuf, Failure> {
 
 /// How fail2ban is brought back.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Restart {
+pub(super) enum Restart {
     /// Through systemd, as its unit.
     Unit,
     /// With the configured commands.
@@ -186,7 +264,11 @@ fn under_systemd() -> bool {
 /// whenever this daemon is itself a systemd service (a server started by a
 /// command would run inside this daemon's sandbox and cgroup); otherwise
 /// with the commands.
-async fn how_to_restart(conn: &Connection, unit: &str, socket: &Path) -> Result<Restart, Failure> {
+pub(super) async fn how_to_restart(
+    conn: &Connection,
+    unit: &str,
+    socket: &Path,
+) -> Result<Restart, Failure> {
     let sandboxed = under_systemd();
     let refuse = || {
         Failure::NoWayToRestart(format!(
@@ -247,16 +329,7 @@ async fn restart_unit(
     socket: &Path,
     deadline: Instant,
 ) -> Result<(), String> {
-    let manager = ManagerProxy::new(conn).await.map_err(|e| e.to_string())?;
-    // The unit watch may have subscribed this connection already
-    // (AlreadySubscribed): either way systemd sends the job's end.
-    if let Err(e) = manager.subscribe().await {
-        tracing::debug!(error = %e, "systemd_subscribe");
-    }
-    let mut removed = manager
-        .receive_job_removed()
-        .await
-        .map_err(|e| e.to_string())?;
+    let (manager, mut removed) = job_watch(conn).await?;
     let service = unit_proxy(conn, &manager, unit).await?;
     let socket_unit = activating_socket(conn, &manager, &service, socket)
         .await
@@ -296,7 +369,25 @@ async fn restart_unit(
     Ok(())
 }
 
-async fn unit_proxy<'a>(
+/// systemd's manager, subscribed, with the stream of ended jobs opened
+/// before any job is asked for.
+pub(super) async fn job_watch(
+    conn: &Connection,
+) -> Result<(ManagerProxy<'static>, crate::systemd::JobRemovedStream), String> {
+    let manager = ManagerProxy::new(conn).await.map_err(|e| e.to_string())?;
+    // The unit watch may have subscribed this connection already
+    // (AlreadySubscribed): either way systemd sends the job's end.
+    if let Err(e) = manager.subscribe().await {
+        tracing::debug!(error = %e, "systemd_subscribe");
+    }
+    let removed = manager
+        .receive_job_removed()
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((manager, removed))
+}
+
+pub(super) async fn unit_proxy<'a>(
     conn: &Connection,
     manager: &ManagerProxy<'_>,
     unit: &str,
@@ -311,7 +402,7 @@ async fn unit_proxy<'a>(
 }
 
 /// Waits until systemd removes `job`, which must end `done`.
-async fn wait_job(
+pub(super) async fn wait_job(
     removed: &mut crate::systemd::JobRemovedStream,
     job: &zbus::OwnedObjectPath,
     unit: &str,
@@ -335,7 +426,18 @@ async fn wait_job(
 }
 
 /// Runs `argv` (no shell) and waits for it until `deadline`.
-async fn run_command(argv: &[String], deadline: Instant) -> Result<(), String> {
+pub(super) async fn run_command(argv: &[String], deadline: Instant) -> Result<(), String> {
+    run_command_checked(argv, deadline)
+        .await
+        .and_then(|ran| ran)
+}
+
+/// Runs `argv` (no shell) and waits for it until `deadline`: `Err` when it
+/// could not be started, `Ok(Err)` when it ran and failed.
+pub(super) async fn run_command_checked(
+    argv: &[String],
+    deadline: Instant,
+) -> Result<Result<(), String>, String> {
     let Some((program, args)) = argv.split_first() else {
         return Err("the command is empty".into());
     };
@@ -359,10 +461,10 @@ async fn run_command(argv: &[String], deadline: Instant) -> Result<(), String> {
     });
     let status = match tokio::time::timeout_at(deadline, child.wait()).await {
         Ok(Ok(status)) => status,
-        Ok(Err(e)) => return Err(format!("{program}: {e}")),
+        Ok(Err(e)) => return Ok(Err(format!("{program}: {e}"))),
         Err(_) => {
             let _ = child.kill().await;
-            return Err(format!("{} did not finish in time", argv.join(" ")));
+            return Ok(Err(format!("{} did not finish in time", argv.join(" "))));
         }
     };
     let abort = reader.abort_handle();
@@ -374,7 +476,7 @@ async fn run_command(argv: &[String], deadline: Instant) -> Result<(), String> {
     // A server that kept the pipe open must not keep a task reading it.
     abort.abort();
     if status.success() {
-        return Ok(());
+        return Ok(Ok(()));
     }
     let text = String::from_utf8_lossy(&output);
     let last = text
@@ -383,11 +485,11 @@ async fn run_command(argv: &[String], deadline: Instant) -> Result<(), String> {
         .find(|l| !l.trim().is_empty())
         .unwrap_or("")
         .trim();
-    Err(format!(
+    Ok(Err(format!(
         "{} ended with {status}{}{last}",
         argv.join(" "),
         if last.is_empty() { "" } else { ": " }
-    ))
+    )))
 }
 
 /// Probes until fail2ban answers and its jail list holds still for one
@@ -433,12 +535,13 @@ async fn perform(
     jail: &str,
     uid: u32,
     deadline: Instant,
+    undo: Undo,
 ) -> Result<Outcome, Failure> {
     let path = settings.rollback.dropin.clone();
     tracing::warn!(jail, uid, dropin = %path.display(), "rollback_started");
     // Nothing is written unless fail2ban can be brought back from here.
     let how = how_to_restart(conn, &settings.unit, &settings.socket).await?;
-    let path = write_dropin(path, jail.to_owned()).await?;
+    let path = write_dropin(path, jail.to_owned(), undo).await?;
     let restart = match how {
         Restart::Unit => {
             tracing::info!(unit = %settings.unit, "rollback_restarting_unit");
@@ -498,6 +601,7 @@ pub async fn run(
     daemon: Handle,
     activation: Activation,
     uid: u32,
+    undo: Undo,
 ) -> Result<Outcome, Failure> {
     let task = tokio::spawn(async move {
         let mut finish = Finish {
@@ -510,7 +614,7 @@ pub async fn run(
         let jail = activation.jail_name.as_str();
         let result = tokio::time::timeout(
             limit,
-            perform(&settings, &conn, &daemon, jail, uid, deadline),
+            perform(&settings, &conn, &daemon, jail, uid, deadline, undo),
         )
         .await
         .unwrap_or(Err(Failure::TimedOut(limit)));

@@ -20,6 +20,7 @@
 mod record;
 mod restart;
 mod seen;
+mod trial;
 mod unit;
 
 use std::collections::VecDeque;
@@ -28,6 +29,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 
 pub use record::{Activation, Cause, RecoveryRecord, UnitExit};
+pub use trial::Trial;
 pub use unit::UnitState;
 
 use restart::{Grace, Settle};
@@ -158,6 +160,31 @@ pub enum Input {
         /// Whether it succeeded.
         done: bool,
     },
+    /// A manager wants to try `jail`: takes the one trial slot while its
+    /// checks run. Refused while a trial or a rollback runs, while
+    /// fail2ban is offline or a record is unresolved, and for a jail that
+    /// runs already.
+    TrialClaimed {
+        /// The jail, already validated.
+        jail: String,
+    },
+    /// The claimed trial did not start (a check failed, the drop-in could
+    /// not be written): the slot is free again.
+    TrialCancelled,
+    /// The claimed trial starts: its line is about to be written and
+    /// fail2ban reloaded. Registers the activation.
+    TrialStarted {
+        /// The jail.
+        jail: String,
+        /// How long until it is judged.
+        timeout: Duration,
+        /// The drop-in before the trial's line (`None`: there was none).
+        dropin_before: Option<String>,
+    },
+    /// `Confirm()`: the trial ends now, its jail kept.
+    TrialConfirmed,
+    /// `Abort()`: the trial's jail is rolled back now.
+    TrialAborted,
 }
 /// Why an input was refused; nothing changed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -176,6 +203,19 @@ pub enum Refusal {
     /// machine.
     #[error("jail {0} was running before its activation; disabling it is not a rollback")]
     JailRanBefore(String),
+    /// A trial runs already (or is being claimed); also a manual rollback
+    /// while a trial runs: the trial owns the rollback.
+    #[error("a trial is running")]
+    TrialRunning,
+    /// `TrialConfirmed` or `TrialAborted` without a trial.
+    #[error("no trial is running")]
+    NoTrial,
+    /// A trial of a jail that runs already.
+    #[error("jail {0} is running already")]
+    JailRunning(String),
+    /// A trial while fail2ban is not healthy.
+    #[error("{0}")]
+    NotHealthy(String),
 }
 
 /// What the monitor wants done or announced.
@@ -207,6 +247,24 @@ pub enum Event {
         /// When it resolved.
         recovered_at: DateTime<Utc>,
     },
+    /// Roll back the trial's jail now: put the drop-in back as it was and
+    /// bring fail2ban back; feed the end back as
+    /// [`Input::RollbackFinished`] with this activation.
+    TrialRollbackDue {
+        /// The trial's activation.
+        activation: Activation,
+        /// What the drop-in held before the trial (`None`: no file).
+        dropin_before: Option<String>,
+    },
+    /// A trial ended.
+    TrialEnded {
+        /// Its jail.
+        jail: String,
+        /// Kept (deadline passed healthy, or confirmed) or rolled back.
+        kept: bool,
+        /// The record's cause when rolled back after a failure, else 0.
+        cause: u32,
+    },
 }
 
 /// Everything published about fail2ban, as one immutable value.
@@ -226,6 +284,8 @@ pub struct Snapshot {
     pub last_activation: Option<Activation>,
     /// The recovery record, resolved or not, until dismissed.
     pub pending_recovery: Option<RecoveryRecord>,
+    /// The running trial.
+    pub trial: Option<Trial>,
 }
 
 impl Default for Snapshot {
@@ -238,6 +298,7 @@ impl Default for Snapshot {
             last_probe: None,
             last_activation: None,
             pending_recovery: None,
+            trial: None,
         }
     }
 }
@@ -263,6 +324,8 @@ pub struct Memory {
     pub recent: Vec<Activation>,
     /// The recovery record.
     pub record: Option<RecoveryRecord>,
+    /// The running trial.
+    pub trial: Option<Trial>,
 }
 
 /// The latest activation with what the rules need beyond what is shown.
@@ -280,6 +343,9 @@ struct Watch {
     /// The jail was running before the activation (or when fail2ban was
     /// last seen online).
     ran_before: bool,
+    /// How long failures are attributed to it: the crash window, or a
+    /// trial's length when longer.
+    window: Duration,
 }
 
 /// Whether a way of going offline is one fail2ban or systemd chose: a
@@ -304,6 +370,10 @@ pub struct Monitor {
     /// A rollback has started and not finished: no record is made while
     /// it restarts fail2ban.
     rollback_running: bool,
+    /// The running trial.
+    trial: Option<trial::Running>,
+    /// A trial is claimed and runs its checks.
+    trial_claimed: bool,
     /// Since when each jail has been running.
     seen: Seen,
     /// Start another probe as soon as the one in flight ends.
@@ -341,6 +411,8 @@ impl Monitor {
             recent: VecDeque::new(),
             probe_in_flight: false,
             rollback_running: false,
+            trial: None,
+            trial_claimed: false,
             seen: Seen::default(),
             probe_again: false,
             startup_until: None,
@@ -385,11 +457,15 @@ impl Monitor {
                 jails_before: memory.jails_before.clone(),
                 spent: memory.spent,
                 ran_before: memory.ran_before,
+                window: timing.crash_window,
             });
         }
         m.seen = Seen::restored(&memory.seen_jails, now);
         m.snapshot.last_activation = memory.last_activation;
         m.snapshot.pending_recovery = memory.record;
+        if let Some(trial) = memory.trial {
+            m.restore_trial(now, trial);
+        }
         m
     }
 
@@ -403,6 +479,7 @@ impl Monitor {
             seen_jails: self.seen.remembered(),
             recent: self.recent.iter().map(|(a, _)| a.clone()).collect(),
             record: self.snapshot.pending_recovery.clone(),
+            trial: self.snapshot.trial.clone(),
         }
     }
 
@@ -445,7 +522,11 @@ impl Monitor {
             .as_ref()
             .filter(|g| !g.came_back)
             .map(|g| g.until);
-        probe.into_iter().chain(grace).min()
+        probe
+            .into_iter()
+            .chain(grace)
+            .chain(self.trial_deadline())
+            .min()
     }
 
     /// Lets time pass: ends a restart grace that is over, and emits
@@ -458,6 +539,7 @@ impl Monitor {
         {
             self.grace_ended(now);
         }
+        self.trial_step(now);
         if !self.probe_in_flight && self.connect_gate().is_none() && now.mono >= self.next_probe {
             self.probe_in_flight = true;
             self.probe_again = false;
@@ -475,6 +557,12 @@ impl Monitor {
     /// # Errors
     /// [`Refusal`] when the input is refused; nothing changed then.
     pub fn handle_input(&mut self, now: Now, input: Input) -> Result<(), Refusal> {
+        self.apply_input(now, input)?;
+        self.trial_step(now);
+        Ok(())
+    }
+
+    fn apply_input(&mut self, now: Now, input: Input) -> Result<(), Refusal> {
         match input {
             Input::ProbeFinished(result) => self.probe_finished(now, result),
             Input::ProbeAborted => {
@@ -510,6 +598,10 @@ impl Monitor {
             }
             Input::RollbackStarted => match &self.snapshot.pending_recovery {
                 None => return Err(Refusal::NoPendingRecovery),
+                // The trial rolls its own jail back.
+                Some(_) if self.trial.is_some() || self.trial_claimed => {
+                    return Err(Refusal::TrialRunning);
+                }
                 Some(_) if self.rollback_running => return Err(Refusal::RollbackRunning),
                 Some(r) if r.rolled_back => return Err(Refusal::RolledBackAlready),
                 Some(r) if r.ran_before => {
@@ -535,8 +627,14 @@ impl Monitor {
                 {
                     r.rolled_back = true;
                 }
+                self.trial_rollback_finished(&activation, done);
                 self.request_probe(now);
             }
+            trial @ (Input::TrialClaimed { .. }
+            | Input::TrialCancelled
+            | Input::TrialStarted { .. }
+            | Input::TrialConfirmed
+            | Input::TrialAborted) => return self.trial_input(now, trial),
         }
         Ok(())
     }
@@ -602,6 +700,7 @@ impl Monitor {
             jails_before,
             spent: false,
             ran_before,
+            window: self.timing.crash_window,
         });
         self.request_probe(now);
     }
@@ -634,7 +733,7 @@ impl Monitor {
     }
 
     fn window_open(&self, watch: &Watch, now: Now) -> bool {
-        now.mono.saturating_duration_since(watch.at) <= self.timing.crash_window
+        now.mono.saturating_duration_since(watch.at) <= watch.window
     }
 
     /// The activation a failure now would be attributed to, if any.
@@ -648,6 +747,9 @@ impl Monitor {
         self.probe_in_flight = false;
         self.last_probe_end = Some(now.mono);
         self.snapshot.last_probe = Some(now.wall);
+        if let Some(t) = self.trial.as_mut().filter(|t| t.judging) {
+            t.probed_since_due = true;
+        }
         let held_lost = std::mem::take(&mut self.held_lost);
         // A probe started before the units said fail2ban is down: they win.
         let result = match self.connect_gate() {
@@ -883,8 +985,7 @@ impl Monitor {
         // refusal seen before explains this failure, not another.
         self.unconfirmed = None;
         self.held_lost = false;
-        let in_window =
-            |w: &Watch| seen.saturating_duration_since(w.at) <= self.timing.crash_window;
+        let in_window = |w: &Watch| seen.saturating_duration_since(w.at) <= w.window;
         if let Some(watch) = self.watch.clone().filter(|w| in_grace || in_window(w)) {
             self.record(now, &watch, cause);
         }
@@ -1045,6 +1146,7 @@ impl Monitor {
             suspect_jails,
             unit_exit,
             rolled_back: false,
+            auto_rolled_back: false,
             ran_before: watch.ran_before,
         };
         self.snapshot.pending_recovery = Some(record.clone());
@@ -1118,7 +1220,7 @@ impl Monitor {
         }
         if let Some(watch) = &self.watch {
             let grace_end = watch.at + self.timing.jail_start_grace;
-            let window_end = watch.at + self.timing.crash_window;
+            let window_end = watch.at + watch.window;
             if now.mono < grace_end && grace_end <= window_end {
                 next = next.min(grace_end);
             }

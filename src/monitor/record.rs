@@ -63,6 +63,8 @@ pub struct RecoveryRecord {
     pub unit_exit: Option<UnitExit>,
     /// The jail was disabled by a rollback and fail2ban restarted.
     pub rolled_back: bool,
+    /// That rollback was a trial's, done by the daemon itself.
+    pub auto_rolled_back: bool,
     /// The record's jail was running (or, with fail2ban offline then, was
     /// running when fail2ban was last seen) when it was activated: it
     /// protected the machine before, so a rollback must not disable it.

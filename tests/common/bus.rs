@@ -488,31 +488,46 @@ pub async fn rollback_daemon(
     dropin: &Path,
     reload: Option<&str>,
     start: Option<&str>,
+    extra: &[&str],
 ) -> Daemon {
     let reload = reload.map_or_else(|| server.client_command("reload"), str::to_owned);
     let start = start.map_or_else(|| server.client_command("start"), str::to_owned);
-    Daemon::start(
-        bus,
-        &server.socket,
-        &[
-            "--probe-interval",
-            "1m",
-            "--crash-window",
-            "60s",
-            "--jail-start-grace",
-            "1s",
-            "--watch-interval",
-            "200ms",
-            "--rollback-timeout",
-            "20s",
-            "--rollback-dropin",
-            dropin.to_str().unwrap(),
-            "--fail2ban-reload-command",
-            &reload,
-            "--fail2ban-start-command",
-            &start,
-        ],
-        &[],
-    )
-    .await
+    let mut args = vec![
+        "--probe-interval",
+        "1m",
+        "--crash-window",
+        "60s",
+        "--jail-start-grace",
+        "1s",
+        "--watch-interval",
+        "200ms",
+        "--rollback-timeout",
+        "20s",
+        "--rollback-dropin",
+        dropin.to_str().unwrap(),
+        "--fail2ban-reload-command",
+        &reload,
+        "--fail2ban-start-command",
+        &start,
+    ];
+    args.extend_from_slice(extra);
+    Daemon::start(bus, &server.socket, &args, &[]).await
+}
+
+/// The client binary with `args` on `bus`, optionally as uid 65534, with
+/// standard input closed.
+pub fn client(bus: &PrivateBus, as_nobody: bool, args: &[&str]) -> std::process::Output {
+    let exe = env!("CARGO_BIN_EXE_fail2ban-healthd");
+    let mut cmd = if as_nobody {
+        let mut c = Command::new(super::require_program("setpriv", "util-linux"));
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", exe]);
+        c
+    } else {
+        Command::new(exe)
+    };
+    cmd.args(args)
+        .args(["--bus-address", &bus.address])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
 }

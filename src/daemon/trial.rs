@@ -1,0 +1,326 @@
+//! `Check(JAIL)` and `Try(JAIL)`: fail2ban's own checks for a jail as if
+//! it were enabled, and an activation that the daemon rolls back by itself
+//! when a failure is attributed to it before its deadline.
+//!
+//! `Try`, step by step:
+//! 1. the one trial slot is claimed in the monitor (refused while a trial
+//!    or a rollback runs, while fail2ban is unhealthy, or for a jail that
+//!    runs already);
+//! 2. the daemon makes sure it can reload fail2ban at all, and that the
+//!    drop-in is its own;
+//! 3. the checks run on a private copy of fail2ban's configuration with
+//!    the trial's line in place (unless `trial_checks` is off): a failure
+//!    answers `TryFailed`, and nothing was written;
+//! 4. the trial starts in the monitor (registering the activation, and
+//!    remembering the drop-in as it was), then `[JAIL] enabled = true` is
+//!    written, atomically;
+//! 5. fail2ban is reloaded, through systemd when it is a unit, otherwise
+//!    with the reload command. A reload that ran and failed leaves the
+//!    verdict to the monitor; one that could not even start puts the
+//!    drop-in back and answers `TryFailed`.
+//!
+//! From then on the monitor watches (see [`crate::monitor`], "Trials"),
+//! and asks for the rollback when it is due.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::time::Instant;
+use zbus::Connection;
+
+use super::Handle;
+use super::rollback::{self, Failure, Restart, Settings};
+use crate::fail2ban::check::{CheckReport, CheckSettings};
+use crate::monitor::Refusal;
+
+/// The longest a trial may run.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
+/// The longest the checks may take.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Why `Try` did not start a trial; nothing was changed.
+#[derive(Debug, thiserror::Error)]
+pub enum TryError {
+    /// `TrialInProgress`.
+    #[error("a trial is running already; confirm or abort it, or wait for its end")]
+    TrialInProgress,
+    /// `RollbackInProgress`.
+    #[error("a rollback is running; try again when it has ended")]
+    RollbackInProgress,
+    /// `TryFailed`, with the reason.
+    #[error("{0}")]
+    Failed(String),
+    /// `ShuttingDown`.
+    #[error("the daemon is stopping")]
+    ShuttingDown,
+}
+
+impl From<Refusal> for TryError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::TrialRunning => TryError::TrialInProgress,
+            Refusal::RollbackRunning => TryError::RollbackInProgress,
+            Refusal::JailRunning(jail) => TryError::Failed(format!(
+                "jail {jail} is running already: there is nothing to try"
+            )),
+            other => TryError::Failed(other.to_string()),
+        }
+    }
+}
+
+/// fail2ban's configuration directory: the one whose `jail.d` holds the
+/// drop-in.
+fn config_dir(dropin: &Path) -> Result<PathBuf, String> {
+    dropin
+        .parent()
+        .filter(|d| d.file_name().is_some_and(|n| n == "jail.d"))
+        .and_then(Path::parent)
+        .map(Path::to_owned)
+        .ok_or_else(|| {
+            format!(
+                "the drop-in {} is not in a jail.d directory, so fail2ban's configuration \
+                 directory is not known",
+                dropin.display()
+            )
+        })
+}
+
+/// The drop-in's text with `jail` enabled, and the text before.
+async fn trial_text(settings: &Settings, jail: &str) -> Result<(Option<String>, String), String> {
+    let path = settings.rollback.dropin.clone();
+    let jail = jail.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let before = rollback::read_dropin(&path).map_err(|e| e.to_string())?;
+        let text = rollback::dropin_with(before.as_deref(), &jail, true, &path)
+            .map_err(|e| e.to_string())?;
+        Ok((before, text))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+/// Runs fail2ban's checks for `jail` with `dropin_text` in place, on a
+/// private copy of its configuration.
+async fn run_checks(
+    settings: &Settings,
+    jail: &str,
+    dropin_text: &str,
+) -> Result<CheckReport, String> {
+    let check = CheckSettings {
+        config_dir: config_dir(&settings.rollback.dropin)?,
+        dropin: settings.rollback.dropin.clone(),
+        client_command: settings.rollback.client_command.clone(),
+        timeout: CHECK_TIMEOUT,
+    };
+    crate::fail2ban::check::check(&check, jail, dropin_text)
+        .await
+        .map_err(|e| format!("fail2ban's checks could not run: {e}"))
+}
+
+/// `Check(JAIL)`: the checks as `Try` would run them; nothing is written.
+///
+/// # Errors
+/// The checks could not be run at all (the report says when they ran and
+/// failed).
+pub async fn check(settings: &Settings, jail: &str) -> Result<CheckReport, String> {
+    let (_, text) = trial_text(settings, jail).await?;
+    run_checks(settings, jail, &text).await
+}
+
+/// Frees the claimed trial slot unless disarmed, however `Try` ends.
+struct Claim {
+    daemon: Handle,
+    armed: bool,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if self.armed {
+            self.daemon.cancel_trial();
+        }
+    }
+}
+
+/// `Try(JAIL)`; answers with the trial's start. `uid` is the caller, for
+/// the journal.
+///
+/// # Errors
+/// [`TryError`] saying why nothing was started.
+pub async fn start(
+    settings: &Settings,
+    conn: &Connection,
+    daemon: &Handle,
+    jail: &str,
+    timeout: Duration,
+    uid: u32,
+) -> Result<DateTime<Utc>, TryError> {
+    daemon
+        .claim_trial(jail.to_owned())
+        .await
+        .ok_or(TryError::ShuttingDown)??;
+    let mut claim = Claim {
+        daemon: daemon.clone(),
+        armed: true,
+    };
+    let how = rollback::how_to_restart(conn, &settings.unit, &settings.socket)
+        .await
+        .map_err(|e| TryError::Failed(format!("fail2ban cannot be reloaded from here: {e}")))?;
+    let (before, text) = trial_text(settings, jail).await.map_err(TryError::Failed)?;
+    if settings.rollback.trial_checks {
+        let report = run_checks(settings, jail, &text)
+            .await
+            .map_err(TryError::Failed)?;
+        if !report.ok {
+            tracing::warn!(jail, uid, messages = %report.messages.join(" | "), "trial_check_failed");
+            return Err(TryError::Failed(format!(
+                "fail2ban's checks failed for jail {jail}; nothing was changed: {}",
+                report.messages.join("; ")
+            )));
+        }
+    }
+    let started_at = daemon
+        .start_trial(jail.to_owned(), timeout, before.clone())
+        .await
+        .ok_or(TryError::ShuttingDown)??;
+    // The trial now owns the slot; a failure from here on ends it.
+    claim.armed = false;
+    let path = settings.rollback.dropin.clone();
+    tracing::warn!(
+        jail,
+        uid,
+        timeout_seconds = timeout.as_secs_f64(),
+        dropin = %path.display(),
+        "trial_started"
+    );
+    if let Err(e) = write(&path, &text).await {
+        daemon.cancel_trial();
+        return Err(TryError::Failed(e.to_string()));
+    }
+    let deadline = Instant::now() + settings.rollback.timeout;
+    match reload(settings, conn, how, deadline).await {
+        Ok(Ok(())) => tracing::info!(jail, "trial_reloaded"),
+        Ok(Err(why)) => {
+            // It ran and failed: fail2ban may be changed (an invalid
+            // regex stops every jail), so the monitor judges and the
+            // rollback restarts it.
+            tracing::warn!(jail, error = %why, "trial_reload_failed");
+        }
+        Err(why) => {
+            let restored = restore(&path, before).await;
+            daemon.cancel_trial();
+            return Err(TryError::Failed(format!(
+                "fail2ban cannot be reloaded: {why}; {}",
+                match restored {
+                    Ok(()) => "the drop-in was put back as it was".to_owned(),
+                    Err(e) => format!("and putting the drop-in back failed: {e}"),
+                }
+            )));
+        }
+    }
+    Ok(started_at)
+}
+
+async fn write(path: &Path, text: &str) -> Result<(), Failure> {
+    let path = path.to_owned();
+    let text = text.to_owned();
+    tokio::task::spawn_blocking(move || {
+        crate::atomic::write(&path, text.as_bytes(), 0o644)
+            .map_err(|source| Failure::Write { path, source })
+    })
+    .await
+    .map_err(|e| Failure::Task(e.to_string()))?
+}
+
+async fn restore(path: &Path, before: Option<String>) -> Result<(), Failure> {
+    match before {
+        Some(text) => write(path, &text).await,
+        None => {
+            let path = path.to_owned();
+            tokio::task::spawn_blocking(move || match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(Failure::Write { path, source: e })
+                }
+                _ => Ok(()),
+            })
+            .await
+            .map_err(|e| Failure::Task(e.to_string()))?
+        }
+    }
+}
+
+/// Reloads fail2ban: `Err` when the reload could not be started at all,
+/// `Ok(Err)` when it ran and failed.
+async fn reload(
+    settings: &Settings,
+    conn: &Connection,
+    how: Restart,
+    deadline: Instant,
+) -> Result<Result<(), String>, String> {
+    match how {
+        Restart::Unit => reload_unit(conn, &settings.unit, deadline).await,
+        Restart::Commands => {
+            let argv = &settings.rollback.reload_command;
+            tracing::info!(command = %argv.join(" "), "trial_running_reload_command");
+            rollback::run_command_checked(argv, deadline).await
+        }
+    }
+}
+
+/// `ReloadUnit`, waiting for systemd's job to end.
+async fn reload_unit(
+    conn: &Connection,
+    unit: &str,
+    deadline: Instant,
+) -> Result<Result<(), String>, String> {
+    let (manager, mut removed) = rollback::job_watch(conn).await?;
+    tracing::info!(unit, "trial_reloading_unit");
+    let job = manager
+        .reload_unit(unit, "replace")
+        .await
+        .map_err(|e| format!("systemd refused to reload {unit}: {e}"))?;
+    Ok(rollback::wait_job(&mut removed, &job, unit, deadline).await)
+}
+
+/// Checks a `Try` timeout: `0` means the crash window.
+///
+/// # Errors
+/// A message for a timeout out of range.
+pub fn timeout(usec: u64, crash_window: Duration) -> Result<Duration, String> {
+    let t = if usec == 0 {
+        crash_window
+    } else {
+        Duration::from_micros(usec)
+    };
+    if t < Duration::from_secs(1) || t > MAX_TIMEOUT {
+        return Err(format!(
+            "a trial's timeout must be between 1 s and {} h (0: the crash window), not {usec} µs",
+            MAX_TIMEOUT.as_secs() / 3600
+        ));
+    }
+    Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_config_dir_is_the_one_above_jail_d() {
+        assert_eq!(
+            config_dir(Path::new("/etc/fail2ban/jail.d/zz.local")).unwrap(),
+            Path::new("/etc/fail2ban")
+        );
+        assert!(config_dir(Path::new("/etc/fail2ban/zz.local")).is_err());
+    }
+
+    #[test]
+    fn timeouts_are_bounded_and_zero_is_the_window() {
+        let w = Duration::from_secs(60);
+        assert_eq!(timeout(0, w).unwrap(), w);
+        assert_eq!(timeout(5_000_000, w).unwrap(), Duration::from_secs(5));
+        assert!(timeout(999_999, w).is_err());
+        assert!(timeout(u64::MAX, w).is_err());
+    }
+}
