@@ -4,6 +4,9 @@
 //! Tray as the StatusNotifierItem host, python3-dbusmock as the
 //! notification server; see `common/desktop.rs`).
 //!
+//! Trials (`Try`, `Confirm`, `Abort`, `TrialEnded`) are followed on the
+//! same parts, with fail2ban reloaded by its own client.
+//!
 //! Each state is checked three ways: the item's properties and menu over
 //! D-Bus, the notifications, and the pixel at the icon on a screenshot
 //! of the panel (kept under `target/tmp/tray-screens/`).
@@ -19,6 +22,8 @@ use common::Fail2ban;
 use common::bus::{Daemon, PrivateBus, get, proxy};
 use common::desktop::{Applet, Desktop, Image, Notification, PolkitMock};
 use fail2ban_healthd::bus::proxy::Health1Proxy;
+use fail2ban_healthd::bus::proxy::TrialEndedStream;
+use futures_util::StreamExt as _;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use zbus::{OwnedVariant, Variant};
@@ -36,6 +41,70 @@ async fn daemon(bus: &PrivateBus, server: &Fail2ban) -> Daemon {
     // -x: the socket a killed server left behind is no obstacle.
     let start = server.client_command("-x start");
     common::bus::rollback_daemon(bus, server, &dropin(server), None, Some(&start), &[]).await
+}
+
+/// The daemon with rollbacks as [`daemon`] makes them, and trials run
+/// with fail2ban's own client and without the checks, so that a failing
+/// jail reaches the server and the daemon rolls it back by itself.
+async fn trial_daemon(bus: &PrivateBus, server: &Fail2ban) -> Daemon {
+    let dropin = dropin(server);
+    let reload = server.client_command("reload");
+    let start = server.client_command("-x start");
+    let full = server.client_command("");
+    let client = &full[..full.find(" -c ").unwrap()];
+    Daemon::start(
+        bus,
+        &server.socket,
+        &[
+            "--probe-interval",
+            "1m",
+            "--crash-window",
+            "60s",
+            "--jail-start-grace",
+            "1s",
+            "--watch-interval",
+            "200ms",
+            "--rollback-timeout",
+            "30s",
+            "--rollback-dropin",
+            dropin.to_str().unwrap(),
+            "--fail2ban-reload-command",
+            &reload,
+            "--fail2ban-start-command",
+            &start,
+            "--fail2ban-client-command",
+            client,
+            "--trial-checks",
+            "false",
+        ],
+        &[],
+    )
+    .await
+}
+
+/// A disabled jail as `conf/jail.d/NAME.local`, as an administrator leaves
+/// one before trying it, with the test filter or a filter that is missing.
+fn write_jail(server: &Fail2ban, jail: &str, filter_exists: bool) {
+    let log = server.dir().join(format!("log/{jail}.log"));
+    std::fs::write(&log, "").unwrap();
+    let filter = if filter_exists { "t" } else { "no-such-filter" };
+    server.write_jail_d(
+        jail,
+        &format!(
+            "[{jail}]\nenabled = false\nfilter = {filter}\naction = t\nlogpath = {} tail\n",
+            log.display()
+        ),
+    );
+}
+
+/// The next `TrialEnded`: jail, kept, cause.
+async fn next_trial_end(ended: &mut TrialEndedStream, daemon: &Daemon) -> (String, bool, u32) {
+    let signal = tokio::time::timeout(LIMIT, ended.next())
+        .await
+        .unwrap_or_else(|_| panic!("no TrialEnded within {LIMIT:?}: {}", daemon.log_text()))
+        .unwrap();
+    let a = signal.args().unwrap();
+    (a.jail_name().to_string(), *a.kept(), *a.cause())
 }
 
 /// One line of the item's menu.
@@ -167,6 +236,29 @@ impl Item {
         let events = vec![(line.id, "clicked", Variant::from(""), 0u32)];
         let errors: Vec<i32> = p.call("EventGroup", &(events,)).await.unwrap();
         assert!(errors.is_empty(), "EventGroup: {errors:?}");
+    }
+
+    /// Waits until the menu satisfies `cond`; returns its labels.
+    async fn wait_menu(
+        &self,
+        applet: &Applet,
+        what: &str,
+        cond: impl Fn(&[Line]) -> bool,
+    ) -> Vec<Line> {
+        let start = Instant::now();
+        loop {
+            let menu = self.menu().await;
+            if cond(&menu) {
+                return menu;
+            }
+            assert!(
+                start.elapsed() < LIMIT,
+                "the menu never showed {what}: {:#?}; the applet's log:\n{}",
+                Item::labels(&menu),
+                applet.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Waits until the icon is of `colour`.
@@ -568,5 +660,174 @@ async fn polkit_denial_is_a_notification_and_the_call_is_interactive() {
         std::fs::read_to_string(dropin(&server))
             .unwrap()
             .contains("[gamma]")
+    );
+}
+
+/// Whether `menu` has an enabled line labelled `label`.
+fn offers(menu: &[Line], label: &str) -> bool {
+    menu.iter().any(|l| l.label == label && l.enabled)
+}
+
+/// Trials from the panel: a running trial is amber, says until when, and
+/// offers Keep and Roll back now; Roll back now aborts it and Keep
+/// confirms another, each ending in one notice; a failing jail is rolled
+/// back by the daemon by itself, with one critical notice and no manual
+/// Roll back offered anywhere.
+#[tokio::test]
+async fn a_trial_shows_in_the_panel_and_ends_from_the_menu_or_by_itself() {
+    let desktop = Desktop::start().await;
+    let server = Fail2ban::start();
+    let bus = PrivateBus::start();
+    let d = trial_daemon(&bus, &server).await;
+    let (_c, p) = proxy(&bus).await;
+    assert!(p.probe().await.unwrap());
+    let mut ended = p.receive_trial_ended().await.unwrap();
+    let applet = Applet::start(&desktop, &bus, &[], &[]);
+    let item = Item::new(&desktop, &desktop.wait_item(LIMIT).await).await;
+    item.wait_colour("green", &applet).await;
+
+    // A good jail on trial for 10 minutes: amber, and the deadline as
+    // local wall-clock time in the tooltip and the menu.
+    write_jail(&server, "gamma", true);
+    p.try_jail("gamma", 600_000_000).await.unwrap();
+    item.wait_colour("amber", &applet).await;
+    let deadline: u64 = get(&p.trial().await.unwrap(), "DeadlineAt");
+    let until = chrono::DateTime::from_timestamp_micros(i64::try_from(deadline).unwrap())
+        .unwrap()
+        .with_timezone(&chrono::Local)
+        .format("%H:%M")
+        .to_string();
+    let line = format!("Trying gamma until {until}");
+    let (title, text) = item.tooltip().await;
+    assert!(title.ends_with("trying gamma"), "{title}");
+    assert!(text.contains(&line), "{text}");
+    assert_eq!(item.property::<String>("Status").await, "Active");
+    let menu = item.menu().await;
+    let labels = Item::labels(&menu);
+    assert_eq!(labels[1], line, "{labels:?}");
+    assert!(offers(&menu, "Keep gamma"), "{menu:#?}");
+    assert!(offers(&menu, "Roll back gamma now"), "{menu:#?}");
+    assert!(
+        !labels.contains(&"Roll back gamma".to_string()),
+        "{labels:?}"
+    );
+    wait_screen(&desktop, &item, "6-trial", None).await;
+
+    // Roll back now: Abort, the trial ends rolled back with cause 0, one
+    // normal notice says so, and the item is green with no trial.
+    item.click("Roll back gamma now").await;
+    assert_eq!(
+        next_trial_end(&mut ended, &d).await,
+        ("gamma".into(), false, 0)
+    );
+    let aborted = desktop
+        .wait_notification(LIMIT, |n| {
+            n.summary == "Trial of gamma aborted, rolled back"
+        })
+        .await;
+    assert_eq!(aborted.urgency, Some(1), "{aborted:?}");
+    assert!(
+        aborted.body.contains(&format!(
+            "fail2ban {} is online with 2 jails",
+            server.version()
+        )),
+        "{aborted:?}"
+    );
+    item.wait_menu(&applet, "no trial", |m| {
+        !m.iter().any(|l| l.label.contains("gamma"))
+    })
+    .await;
+    item.wait_colour("green", &applet).await;
+    assert!(!server.jail_names().unwrap().contains(&"gamma".to_string()));
+
+    // Keep: Confirm, the trial ends kept, and the jail runs.
+    write_jail(&server, "delta", true);
+    p.try_jail("delta", 600_000_000).await.unwrap();
+    item.wait_menu(&applet, "Keep delta", |m| offers(m, "Keep delta"))
+        .await;
+    item.click("Keep delta").await;
+    assert_eq!(
+        next_trial_end(&mut ended, &d).await,
+        ("delta".into(), true, 0)
+    );
+    let kept = desktop
+        .wait_notification(LIMIT, |n| {
+            n.summary == "delta kept: fail2ban stayed healthy"
+        })
+        .await;
+    assert_eq!(kept.urgency, Some(1), "{kept:?}");
+    let online = format!("fail2ban {} is online", server.version());
+    assert!(kept.body.ends_with(&format!("{online}.")), "{kept:?}");
+    item.wait_colour("green", &applet).await;
+    let start = Instant::now();
+    while !server.jail_names().unwrap().contains(&"delta".to_string()) {
+        assert!(
+            start.elapsed() < LIMIT,
+            "delta does not run: {}",
+            d.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let labels = Item::labels(&item.menu().await);
+    assert!(!labels.iter().any(|l| l.contains("delta")), "{labels:?}");
+
+    // A jail whose filter is missing: the reload drops it, the daemon
+    // records the failure against the trial and rolls it back by itself.
+    write_jail(&server, "bad", false);
+    p.try_jail("bad", 600_000_000).await.unwrap();
+    assert_eq!(
+        next_trial_end(&mut ended, &d).await,
+        ("bad".into(), false, 2)
+    );
+    let r = p.pending_recovery().await.unwrap();
+    assert_eq!(get::<String>(&r, "JailName"), "bad");
+    assert!(get::<bool>(&r, "AutoRolledBack"), "{r:?}");
+    let failed = desktop
+        .wait_notification(LIMIT, |n| {
+            n.summary == "Trial of bad failed and was rolled back"
+        })
+        .await;
+    assert_eq!(failed.urgency, Some(2), "{failed:?}");
+    assert!(
+        failed.body.contains("the jail is not running")
+            && failed.body.contains("rolled bad back by itself")
+            && failed.body.contains("online with 3 jails"),
+        "{failed:?}"
+    );
+    assert_eq!(failed.actions, ["dismiss", "Dismiss"], "{failed:?}");
+    let menu = item
+        .wait_menu(&applet, "the automatic rollback", |m| {
+            m.iter()
+                .any(|l| l.label.starts_with("rolled back automatically (trial)"))
+        })
+        .await;
+    let labels = Item::labels(&menu);
+    assert!(
+        !labels.iter().any(|l| l.starts_with("Roll back")),
+        "{labels:?}"
+    );
+    assert!(offers(&menu, "Dismiss"), "{menu:#?}");
+    item.wait_colour("amber", &applet).await;
+    wait_screen(&desktop, &item, "7-trial-rolled-back", None).await;
+
+    // One story, one notification: the failure's notice (critical,
+    // without buttons) came first, and the end took its place; neither
+    // offered a manual Roll back, and no crash notice came.
+    let all = desktop.notifications().await;
+    let about_bad: Vec<&Notification> = all.iter().filter(|n| n.summary.contains("bad")).collect();
+    assert_eq!(about_bad.len(), 2, "{all:#?}");
+    let first = about_bad[0];
+    assert_eq!(
+        first.summary, "Trial of jail bad failed: rolling back automatically",
+        "{all:#?}"
+    );
+    assert_eq!(first.urgency, Some(2), "{all:#?}");
+    assert!(first.actions.is_empty(), "{all:#?}");
+    assert_eq!(failed.replaces_id, first.id, "{all:#?}");
+    assert_eq!(failed.id, first.id, "{all:#?}");
+    assert!(crashes(&all).is_empty(), "{all:#?}");
+    assert!(
+        !all.iter().any(|n| n.summary == "fail2ban went offline"),
+        "{all:#?}"
     );
 }

@@ -129,7 +129,7 @@ impl ksni::Tray for Item {
                         label: label(text),
                         enabled: *enabled,
                         icon_name: match action {
-                            Action::Rollback => "edit-undo".into(),
+                            Action::Rollback | Action::Abort => "edit-undo".into(),
                             Action::Quit => "application-exit".into(),
                             _ => String::new(),
                         },

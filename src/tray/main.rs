@@ -3,7 +3,8 @@
 //! A StatusNotifierItem (through ksni, on the session bus) whose icon,
 //! tooltip and menu show fail2ban's health as the daemon publishes it on
 //! the system bus, with notifications on every transition and the
-//! daemon's actions (roll back, dismiss, probe) one click away.
+//! daemon's actions (roll back, dismiss, probe, keep or roll back a
+//! trial) one click away.
 //!
 //! Tasks: the watcher ([`watch`]) turns the daemon's bus traffic into
 //! [`Input`]s; the owner loop ([`run`]) alone holds the [`model::Model`],
@@ -58,6 +59,8 @@ enum Input {
     Appeared(HashMap<String, OwnedVariant>),
     /// One `PropertiesChanged`, or a refreshed `LastProbeTimestamp`.
     Changed(HashMap<String, OwnedVariant>),
+    /// The daemon's `TrialEnded`: jail, kept, cause.
+    TrialEnded(String, bool, u32),
     /// The daemon left the bus.
     Gone,
     /// The bus itself cannot be reached.
@@ -171,6 +174,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             Input::Connected(c) => conn = Some(c),
             Input::Appeared(props) => notices = model.appeared(&props, now),
             Input::Changed(props) => notices = model.changed(&props, now),
+            Input::TrialEnded(jail, kept, cause) => {
+                notices = model.trial_ended(&jail, kept, cause);
+            }
             Input::Gone => model.gone(),
             Input::Unreachable(why) => {
                 conn = None;
@@ -196,17 +202,32 @@ async fn run(cli: Cli) -> Result<(), String> {
                     notify::DISMISS_KEY => Action::Dismiss,
                     _ => continue,
                 };
-                if model.record().map(model::Record::key).as_ref() == Some(key_of_record) {
+                let current = if action == Action::Rollback {
+                    model.offers_rollback()
+                } else {
+                    model.record()
+                };
+                if current.map(model::Record::key).as_ref() == Some(key_of_record) {
                     start(action, &mut model, conn.as_ref(), &tx);
                 } else {
-                    let why = "that record is no longer the daemon's record".to_string();
-                    notifier.send(&notify::answer(action, &Err(why))).await;
+                    let why =
+                        if model.record().map(model::Record::key).as_ref() != Some(key_of_record) {
+                            "that record is no longer the daemon's record"
+                        } else if model.trial().is_some() {
+                            "a trial is running: keep it or roll it back first"
+                        } else {
+                            "the daemon would not roll that jail back"
+                        };
+                    notifier
+                        .send(&notify::answer(action, &Err(why.into())))
+                        .await;
                 }
             }
             Input::Done(action, result) => {
-                model.set_busy(None);
+                model.finished(action, result.is_ok());
                 tracing::info!(action = action.words(), ?result, "action ended");
-                // A successful dismiss or probe shows in the icon itself.
+                // A successful dismiss or probe shows in the icon itself,
+                // the end of a trial in its own notice.
                 if result.is_err() || action == Action::Rollback {
                     notifier.send(&notify::answer(action, &result)).await;
                 }
@@ -218,8 +239,12 @@ async fn run(cli: Cli) -> Result<(), String> {
         for notice in &notices {
             let m = notify::message(notice);
             let id = notifier.send(&m).await;
-            if let (Some(id), Notice::Crash { record } | Notice::Resolved { record }) = (id, notice)
-            {
+            let record = match notice {
+                Notice::Crash { record } | Notice::Resolved { record } => Some(record),
+                Notice::TrialEnded { record, .. } => record.as_ref(),
+                _ => None,
+            };
+            if let (Some(id), Some(record)) = (id, record) {
                 buttons.insert(id, record.key());
             }
         }
@@ -293,6 +318,14 @@ async fn call(conn: &zbus::Connection, action: Action) -> Result<String, String>
                 }
                 .to_string()
             }),
+        Action::Confirm => p
+            .call_with_flags::<_, _, ()>("Confirm", flags, &())
+            .await
+            .map(|_| "The trial's jail is kept.".to_string()),
+        Action::Abort => p
+            .call_with_flags::<_, _, ()>("Abort", flags, &())
+            .await
+            .map(|_| "The trial's jail is being rolled back.".to_string()),
         Action::ShowStatus | Action::Quit => return Ok(String::new()),
     };
     result.map_err(|e| failure_words(&e))
@@ -313,6 +346,9 @@ fn failure_words(e: &zbus::Error) -> String {
                 "RollbackFailed" => "The rollback failed",
                 "RollbackInProgress" => "A rollback is already running",
                 "NoPendingRecovery" => "There is no record",
+                "TrialInProgress" => "A trial is running",
+                "NoTrial" => "No trial is running",
+                "TryFailed" => "The trial could not start",
                 _ => short,
             };
             model::clean(&format!(
@@ -416,6 +452,16 @@ async fn follow(bus: &BusArgs, tx: &UnboundedSender<Input>) -> zbus::Result<()> 
             .build()?,
     )
     .await?;
+    dbus.add_match_rule(
+        zbus::MatchRule::builder()
+            .msg_type(zbus::message::Type::Signal)
+            .sender(NAME)
+            .path(PATH)
+            .interface(INTERFACE)
+            .member("TrialEnded")
+            .build()?,
+    )
+    .await?;
     let _ = tx.send(Input::Connected(conn.clone()));
 
     let name = zbus::names::BusName::try_from(NAME)?;
@@ -472,6 +518,18 @@ async fn follow(bus: &BusArgs, tx: &UnboundedSender<Input>) -> zbus::Result<()> 
                 } else if let Some(o) = owner.clone() {
                     appeared(&conn, &o, tx).await;
                 }
+            }
+            "TrialEnded" if owner.as_deref() == Some(sender) => {
+                if header.path().map(|p| p.as_str()) != Some(PATH)
+                    || header.interface().map(|i| i.as_str()) != Some(INTERFACE)
+                {
+                    continue;
+                }
+                let Ok((jail, kept, cause)) = msg.body().deserialize::<(String, bool, u32)>()
+                else {
+                    continue;
+                };
+                let _ = tx.send(Input::TrialEnded(jail, kept, cause));
             }
             _ => {}
         }

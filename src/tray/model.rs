@@ -60,6 +60,8 @@ pub struct Record {
     pub rolled_back: bool,
     /// The jail ran before its activation: the daemon will not roll it back.
     pub ran_before: bool,
+    /// The daemon rolled the jail back by itself, ending a trial.
+    pub auto_rolled_back: bool,
 }
 
 impl Record {
@@ -80,6 +82,7 @@ impl Record {
             exit_status: d.get("ExitStatus").and_then(|v| i32::try_from(v).ok()),
             rolled_back: flag(d, "RolledBack"),
             ran_before: flag(d, "RanBefore"),
+            auto_rolled_back: flag(d, "AutoRolledBack"),
         })
     }
 
@@ -119,6 +122,54 @@ impl Record {
     }
 }
 
+/// A failure's cause code in words, without the jail, for when the record
+/// is not at hand.
+pub fn cause_code_words(cause: u32) -> String {
+    match cause {
+        1 => "fail2ban went offline".into(),
+        2 => "the jail did not run while fail2ban did".into(),
+        3 => "jails that ran before disappeared".into(),
+        other => format!("unknown cause {other}"),
+    }
+}
+
+/// The running trial, as `Trial` carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Trial {
+    /// The jail on trial.
+    pub jail: String,
+    /// When it started: the time of its activation (µs).
+    pub started_at: u64,
+    /// When the daemon judges it (µs).
+    pub deadline_at: u64,
+}
+
+impl Trial {
+    /// The trial from its `a{sv}`; `None` for `{}` or one without a jail.
+    pub fn from_dict(d: &HashMap<String, OwnedVariant>) -> Option<Trial> {
+        let jail = clean(&text(d, "JailName")?);
+        if jail.is_empty() {
+            return None;
+        }
+        Some(Trial {
+            jail,
+            started_at: num(d, "StartedAt"),
+            deadline_at: num(d, "DeadlineAt"),
+        })
+    }
+
+    /// The trial's identity.
+    pub fn key(&self) -> (String, u64) {
+        (self.jail.clone(), self.started_at)
+    }
+
+    /// Whether `r` is a failure attributed to this trial's activation: the
+    /// daemon rolls it back by itself.
+    pub fn owns(&self, r: &Record) -> bool {
+        self.started_at != 0 && r.jail == self.jail && r.activated_at == self.started_at
+    }
+}
+
 /// What the daemon's properties say.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Snapshot {
@@ -136,6 +187,8 @@ pub struct Snapshot {
     pub last_probe: u64,
     /// The recovery record, if any.
     pub record: Option<Record>,
+    /// The running trial, if any.
+    pub trial: Option<Trial>,
 }
 
 impl Snapshot {
@@ -189,9 +242,30 @@ impl Snapshot {
                         self.record = Record::from_dict(&d);
                     }
                 }
+                "Trial" => {
+                    if let Ok(d) = value
+                        .try_clone()
+                        .map_err(|_| ())
+                        .and_then(|v| HashMap::<String, OwnedVariant>::try_from(v).map_err(|_| ()))
+                    {
+                        self.trial = Trial::from_dict(&d);
+                    }
+                }
                 _ => {}
             }
         }
+    }
+
+    /// Whether the daemon rolls the running trial back: a failure was
+    /// attributed to it, or `aborting` is its `Abort`.
+    fn trial_rolling_back(&self, aborting: Option<&(String, u64)>) -> bool {
+        self.trial.as_ref().is_some_and(|t| {
+            aborting == Some(&t.key())
+                || self
+                    .record
+                    .as_ref()
+                    .is_some_and(|r| t.owns(r) && !r.rolled_back)
+        })
     }
 
     /// Whether the daemon has probed at all (before that, `Online` means
@@ -300,6 +374,10 @@ pub enum Action {
     Dismiss,
     /// `Probe()`.
     Probe,
+    /// `Confirm()`: keep the trial's jail now.
+    Confirm,
+    /// `Abort()`: roll the trial's jail back now.
+    Abort,
     /// The status text in a notification.
     ShowStatus,
     /// Ends the applet.
@@ -313,6 +391,8 @@ impl Action {
             Action::Rollback => "Roll back",
             Action::Dismiss => "Dismiss",
             Action::Probe => "Probe now",
+            Action::Confirm => "Keep the jail",
+            Action::Abort => "Roll back the trial",
             Action::ShowStatus => "Show status",
             Action::Quit => "Quit",
         }
@@ -355,7 +435,8 @@ pub struct View {
 /// A notification to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notice {
-    /// A record was created (or found unresolved at start).
+    /// A record was created (or found unresolved at start), not of a
+    /// running trial.
     Crash {
         /// The record.
         record: Record,
@@ -376,6 +457,27 @@ pub enum Notice {
         version: String,
         /// How many jails run.
         jails: u32,
+    },
+    /// A failure was attributed to the running trial: the daemon rolls
+    /// its jail back by itself.
+    TrialFailed {
+        /// The record.
+        record: Record,
+    },
+    /// A trial ended (`TrialEnded`).
+    TrialEnded {
+        /// The jail tried.
+        jail: String,
+        /// Kept (the deadline passed healthy, or confirmed), or rolled back.
+        kept: bool,
+        /// Rolled back after a failure: its cause (1, 2, 3); 0 otherwise.
+        cause: u32,
+        /// The trial's record, when it was rolled back after a failure.
+        record: Option<Record>,
+        /// fail2ban is online.
+        online: bool,
+        /// fail2ban's state in words.
+        state: String,
     },
 }
 
@@ -399,6 +501,12 @@ pub struct Model {
     announced_resolved: Option<(String, u64)>,
     /// The action running now, if any.
     busy: Option<Action>,
+    /// The record announced as a failure of a trial: its resolution is
+    /// the trial's end notice, not a notice of its own.
+    trial_record: Option<(String, u64)>,
+    /// The trial whose `Abort` the daemon accepted: it is being rolled
+    /// back until it ends.
+    aborting: Option<(String, u64)>,
 }
 
 impl Model {
@@ -414,6 +522,8 @@ impl Model {
             announced_crash: None,
             announced_resolved: None,
             busy: None,
+            trial_record: None,
+            aborting: None,
         }
     }
 
@@ -458,18 +568,92 @@ impl Model {
     pub fn gone(&mut self) {
         self.daemon = None;
         self.busy = None;
+        self.aborting = None;
     }
 
     /// The bus itself cannot be reached.
     pub fn unreachable(&mut self, why: &str) {
-        self.daemon = None;
-        self.busy = None;
+        self.gone();
         self.unreachable = Some(clean(why));
     }
 
     /// An action started or ended.
     pub fn set_busy(&mut self, action: Option<Action>) {
         self.busy = action;
+    }
+
+    /// An action ended; `ok`: the daemon accepted it.
+    pub fn finished(&mut self, action: Action, ok: bool) {
+        self.busy = None;
+        // `Abort` answers once the rollback is asked for; the trial ends
+        // when it is done.
+        if action == Action::Abort && ok {
+            self.aborting = self.trial().map(Trial::key);
+        }
+    }
+
+    /// The running trial, if the daemon is on the bus and has one.
+    pub fn trial(&self) -> Option<&Trial> {
+        self.daemon.as_ref().and_then(|s| s.trial.as_ref())
+    }
+
+    /// The record, when `Rollback` may be asked for it now: the daemon
+    /// would act on it, and no trial runs (the daemon rolls a trial's
+    /// failure back by itself, and refuses `Rollback` during a trial).
+    pub fn offers_rollback(&self) -> Option<&Record> {
+        self.record()
+            .filter(|r| r.may_roll_back() && self.trial().is_none())
+    }
+
+    /// Whether the running trial is being rolled back: a failure was
+    /// attributed to it, or its `Abort` was accepted.
+    fn trial_rolling_back(&self) -> bool {
+        self.daemon
+            .as_ref()
+            .is_some_and(|s| s.trial_rolling_back(self.aborting.as_ref()))
+    }
+
+    /// The daemon's `TrialEnded`: the notice that ends the trial's story.
+    pub fn trial_ended(&mut self, jail: &str, kept: bool, cause: u32) -> Vec<Notice> {
+        let jail = clean(jail);
+        self.aborting = None;
+        let record = self
+            .record()
+            .filter(|r| {
+                !kept
+                    && cause != 0
+                    && r.jail == jail
+                    && (r.auto_rolled_back || self.trial_record.as_ref() == Some(&r.key()))
+            })
+            .cloned();
+        let online = self.daemon.as_ref().is_some_and(|s| s.online);
+        // A rollback waits for fail2ban's jails to settle, so their count
+        // is fresh; a `Confirm` ends the trial before the next probe.
+        vec![Notice::TrialEnded {
+            jail,
+            kept,
+            cause,
+            record,
+            online,
+            state: self.state_words(!kept),
+        }]
+    }
+
+    /// fail2ban's state in a sentence, for notices; `count`: with the
+    /// number of jails.
+    fn state_words(&self, count: bool) -> String {
+        match &self.daemon {
+            None => "fail2ban-healthd is not on the bus".into(),
+            Some(s) if s.online && !count => format!("fail2ban {} is online", s.version),
+            Some(s) if s.online => format!(
+                "fail2ban {} is online with {} {}",
+                s.version,
+                s.active_jails,
+                if s.active_jails == 1 { "jail" } else { "jails" }
+            ),
+            Some(s) if !s.probed() => "fail2ban has not been probed yet".into(),
+            Some(s) => format!("fail2ban is offline: {}", reason_words(s.offline_reason)),
+        }
     }
 
     /// The action running now.
@@ -495,17 +679,33 @@ impl Model {
         let mut notices = Vec::new();
         let mut crash = false;
         let mut resolved = false;
+        // fail2ban going down and back while the daemon rolls a trial back
+        // is part of the trial's story: its end notice gives the state.
+        let quiet = self.trial_rolling_back() || new.trial_rolling_back(self.aborting.as_ref());
+        if self.aborting.as_ref() != new.trial.as_ref().map(Trial::key).as_ref() {
+            self.aborting = None;
+        }
         if let Some(r) = &new.record {
+            // The daemon rolls a trial's failure back by itself, and the
+            // trial's end notice tells how it ended.
+            let of_trial = r.auto_rolled_back || new.trial.as_ref().is_some_and(|t| t.owns(r));
             if !r.recovered && self.announced_crash.as_ref() != Some(&r.key()) {
                 self.announced_crash = Some(r.key());
-                notices.push(Notice::Crash { record: r.clone() });
+                if of_trial {
+                    self.trial_record = Some(r.key());
+                    notices.push(Notice::TrialFailed { record: r.clone() });
+                } else {
+                    notices.push(Notice::Crash { record: r.clone() });
+                }
                 crash = true;
             } else if r.recovered
                 && self.announced_crash.as_ref() == Some(&r.key())
                 && self.announced_resolved.as_ref() != Some(&r.key())
             {
                 self.announced_resolved = Some(r.key());
-                notices.push(Notice::Resolved { record: r.clone() });
+                if !of_trial && self.trial_record.as_ref() != Some(&r.key()) {
+                    notices.push(Notice::Resolved { record: r.clone() });
+                }
                 resolved = true;
             }
         }
@@ -514,7 +714,7 @@ impl Model {
             match (was, new.online) {
                 (Some(true), false) => {
                     self.came_back_at = None;
-                    if !crash {
+                    if !crash && !quiet {
                         notices.push(Notice::WentOffline {
                             reason: reason_words(new.offline_reason).into(),
                         });
@@ -528,7 +728,7 @@ impl Model {
                         .record
                         .as_ref()
                         .is_some_and(|r| r.cause == 1 && !r.recovered);
-                    if !resolved && !resolves {
+                    if !resolved && !resolves && !quiet {
                         notices.push(Notice::CameOnline {
                             version: new.version.clone(),
                             jails: new.active_jails,
@@ -554,7 +754,7 @@ impl Model {
             _ if !s.online => Colour::Red,
             Some(r) if !r.recovered => Colour::Red,
             Some(_) => Colour::Amber,
-            None if self.next_change(now).is_some() => Colour::Amber,
+            None if s.trial.is_some() || self.next_change(now).is_some() => Colour::Amber,
             None => Colour::Green,
         }
     }
@@ -563,7 +763,7 @@ impl Model {
     pub fn view(&self, now: DateTime<Utc>) -> View {
         let colour = self.colour(now);
         let mut lines = Vec::new();
-        let title;
+        let mut title;
         match (&self.daemon, &self.unreachable) {
             (None, Some(why)) => {
                 title = "fail2ban-healthd: the bus cannot be reached".to_string();
@@ -604,6 +804,12 @@ impl Model {
                         reason_words(s.offline_reason)
                     ));
                 }
+                if let Some(t) = &s.trial {
+                    if s.online {
+                        title = format!("{title}, trying {}", t.jail);
+                    }
+                    lines.push(trial_line(t, s.record.as_ref(), now));
+                }
                 if let Some(r) = &s.record {
                     lines.extend(record_lines(r, now));
                 }
@@ -613,7 +819,27 @@ impl Model {
         menu.push(Entry::Separator);
         let present = self.daemon.is_some();
         let idle = self.busy.is_none();
-        if let Some(r) = self.record().filter(|r| r.may_roll_back()) {
+        if let Some(t) = self.trial() {
+            let rolling_back = self.trial_rolling_back();
+            let keep = if self.busy == Some(Action::Confirm) {
+                format!("Keeping {}…", t.jail)
+            } else {
+                format!("Keep {}", t.jail)
+            };
+            let abort = if self.busy == Some(Action::Abort) || rolling_back {
+                format!("Rolling back {}…", t.jail)
+            } else {
+                format!("Roll back {} now", t.jail)
+            };
+            for (label, action) in [(keep, Action::Confirm), (abort, Action::Abort)] {
+                menu.push(Entry::Item {
+                    label,
+                    action,
+                    enabled: idle && !rolling_back,
+                });
+            }
+        }
+        if let Some(r) = self.offers_rollback() {
             let label = if self.busy == Some(Action::Rollback) {
                 format!("Rolling back {}…", r.jail)
             } else {
@@ -625,10 +851,15 @@ impl Model {
                 enabled: idle,
             });
         }
+        // The running trial's record is the daemon's to roll back; it
+        // refuses a dismissal meanwhile.
+        let dismissable = self
+            .record()
+            .is_some_and(|r| !self.trial().is_some_and(|t| t.owns(r)));
         menu.push(Entry::Item {
             label: "Dismiss".into(),
             action: Action::Dismiss,
-            enabled: idle && self.record().is_some(),
+            enabled: idle && dismissable,
         });
         menu.push(Entry::Item {
             label: "Probe now".into(),
@@ -672,6 +903,43 @@ impl Model {
     }
 }
 
+/// The running trial in one line.
+pub fn trial_line(t: &Trial, record: Option<&Record>, now: DateTime<Utc>) -> String {
+    if record.is_some_and(|r| t.owns(r) && !r.rolled_back) {
+        return format!(
+            "Trial of {} failed: fail2ban-healthd rolls it back automatically",
+            t.jail
+        );
+    }
+    let now_us = u64::try_from(now.timestamp_micros()).unwrap_or(0);
+    if t.deadline_at != 0 && t.deadline_at <= now_us {
+        return format!(
+            "Trying {}: its deadline {} has passed, the daemon is judging it",
+            t.jail,
+            clock(t.deadline_at, now)
+        );
+    }
+    format!("Trying {} until {}", t.jail, clock(t.deadline_at, now))
+}
+
+/// A time (µs) as local wall-clock time: `HH:MM` within 12 hours of
+/// `now`, with the date beyond.
+pub fn clock(usec: u64, now: DateTime<Utc>) -> String {
+    let Some(t) = i64::try_from(usec)
+        .ok()
+        .filter(|&u| u > 0)
+        .and_then(DateTime::<Utc>::from_timestamp_micros)
+    else {
+        return "an unknown time".into();
+    };
+    let local = t.with_timezone(&Local);
+    if (t - now).num_hours().abs() < 12 {
+        local.format("%H:%M").to_string()
+    } else {
+        local.format("%Y-%m-%d %H:%M").to_string()
+    }
+}
+
 /// The record in lines: what, when, suspects, how it ended.
 pub fn record_lines(r: &Record, now: DateTime<Utc>) -> Vec<String> {
     let mut lines = vec![
@@ -683,10 +951,15 @@ pub fn record_lines(r: &Record, now: DateTime<Utc>) -> Vec<String> {
         ),
         format!("suspects: {}", list(&r.suspects)),
     ];
+    let rolled = if r.auto_rolled_back {
+        "rolled back automatically (trial)"
+    } else {
+        "rolled back"
+    };
     let state = match (r.recovered, r.rolled_back) {
-        (true, true) => format!("rolled back; resolved {}", when(r.recovered_at, now)),
+        (true, true) => format!("{rolled}; resolved {}", when(r.recovered_at, now)),
         (true, false) => format!("resolved {}", when(r.recovered_at, now)),
-        (false, true) => "rolled back; not resolved yet".to_string(),
+        (false, true) => format!("{rolled}; not resolved yet"),
         (false, false) => "not resolved".to_string(),
     };
     lines.push(state);
@@ -1060,6 +1333,355 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("\nbeta: 0 banned"), "{text}");
+    }
+
+    fn trial(jail: &str, started: i64, deadline: i64) -> HashMap<String, OwnedVariant> {
+        let d: HashMap<String, Variant<'static>> = HashMap::from([
+            ("JailName".to_string(), Variant::from(jail.to_string())),
+            ("StartedAt".to_string(), Variant::from(us(started))),
+            ("DeadlineAt".to_string(), Variant::from(us(deadline))),
+        ]);
+        HashMap::from([("Trial".to_string(), v(d))])
+    }
+
+    fn no_trial() -> HashMap<String, OwnedVariant> {
+        HashMap::from([(
+            "Trial".to_string(),
+            v(HashMap::<String, Variant<'static>>::new()),
+        )])
+    }
+
+    /// The record of the trial of `jail` started at `started`: cause 2.
+    fn trial_record(
+        jail: &str,
+        started: i64,
+        detected: i64,
+        extra: &[(&str, Variant<'static>)],
+    ) -> HashMap<String, OwnedVariant> {
+        let mut all = vec![
+            ("ActivatedAt", Variant::from(us(started))),
+            ("Cause", Variant::from(2u32)),
+            ("OfflineReason", Variant::from(0u32)),
+        ];
+        all.extend(extra.iter().map(|(k, x)| (*k, x.try_clone().unwrap())));
+        record(jail, detected, false, &all)
+    }
+
+    fn local_hm(s: i64) -> String {
+        t(s).with_timezone(&Local).format("%H:%M").to_string()
+    }
+
+    #[test]
+    fn a_running_trial_is_amber_says_until_when_and_offers_keep_and_abort() {
+        let mut m = Model::new(Duration::from_secs(60));
+        assert!(
+            m.appeared(&merged(online(3), trial("gamma", 0, 600)), t(1))
+                .is_empty()
+        );
+        let view = m.view(t(5));
+        assert_eq!(view.colour, Colour::Amber);
+        assert!(!view.attention);
+        assert_eq!(view.title, "fail2ban 1.0.2 online, trying gamma");
+        assert_eq!(
+            view.lines[1],
+            format!("Trying gamma until {}", local_hm(600))
+        );
+        assert_eq!(view.menu[1], Entry::Text(view.lines[1].clone()));
+        assert_eq!(
+            actions(&view),
+            [
+                ("Keep gamma".to_string(), true),
+                ("Roll back gamma now".to_string(), true),
+                ("Dismiss".to_string(), false),
+                ("Probe now".to_string(), true),
+                ("Show status".to_string(), true),
+                ("Quit".to_string(), true)
+            ]
+        );
+        let entry = |a: Action| {
+            view.menu
+                .iter()
+                .any(|e| matches!(e, Entry::Item { action, .. } if *action == a))
+        };
+        assert!(entry(Action::Confirm) && entry(Action::Abort));
+        // No timer runs for the trial: the applet stays idle.
+        assert_eq!(m.next_change(t(5)), None);
+        // A deadline more than 12 h away carries its date; a passed one
+        // says the daemon is judging.
+        m.changed(&trial("gamma", 0, 20 * 3600), t(6));
+        let date = t(20 * 3600).with_timezone(&Local).format("%Y-%m-%d %H:%M");
+        assert_eq!(m.view(t(6)).lines[1], format!("Trying gamma until {date}"));
+        assert!(
+            m.view(t(20 * 3600 + 1)).lines[1].contains("has passed"),
+            "{:?}",
+            m.view(t(20 * 3600 + 1)).lines
+        );
+        // Ended: green again, no trial line, no trial actions.
+        assert!(m.changed(&no_trial(), t(7)).is_empty());
+        let view = m.view(t(7));
+        assert_eq!(view.colour, Colour::Green);
+        assert!(!view.lines.iter().any(|l| l.contains("gamma")), "{view:?}");
+        assert!(
+            !actions(&view).iter().any(|(l, _)| l.contains("gamma")),
+            "{view:?}"
+        );
+    }
+
+    #[test]
+    fn keep_and_abort_are_disabled_while_either_runs_and_during_the_rollback() {
+        let mut m = Model::new(Duration::from_secs(60));
+        m.appeared(&merged(online(3), trial("gamma", 0, 600)), t(1));
+        m.set_busy(Some(Action::Confirm));
+        let a = actions(&m.view(t(2)));
+        assert_eq!(a[0], ("Keeping gamma…".to_string(), false));
+        assert_eq!(a[1], ("Roll back gamma now".to_string(), false));
+        // A refused Confirm: both come back.
+        m.finished(Action::Confirm, false);
+        let a = actions(&m.view(t(2)));
+        assert_eq!(a[0], ("Keep gamma".to_string(), true));
+        assert_eq!(a[1], ("Roll back gamma now".to_string(), true));
+        m.set_busy(Some(Action::Abort));
+        let a = actions(&m.view(t(3)));
+        assert_eq!(a[0], ("Keep gamma".to_string(), false));
+        assert_eq!(a[1], ("Rolling back gamma…".to_string(), false));
+        // Abort answers before the rollback ends: both stay disabled until
+        // the trial is over.
+        m.finished(Action::Abort, true);
+        assert_eq!(m.busy(), None);
+        let a = actions(&m.view(t(4)));
+        assert_eq!(a[0], ("Keep gamma".to_string(), false));
+        assert_eq!(a[1], ("Rolling back gamma…".to_string(), false));
+        // fail2ban restarting for that rollback is no notice of its own.
+        assert!(m.changed(&offline(3), t(5)).is_empty());
+        assert!(m.changed(&online(3), t(6)).is_empty());
+        assert!(m.changed(&no_trial(), t(7)).is_empty());
+        assert_eq!(
+            m.trial_ended("gamma", false, 0),
+            [Notice::TrialEnded {
+                jail: "gamma".into(),
+                kept: false,
+                cause: 0,
+                record: None,
+                online: true,
+                state: "fail2ban 1.0.2 is online with 3 jails".into(),
+            }]
+        );
+        // The next trial of the same jail is a new one: its actions work.
+        m.changed(&trial("gamma", 10, 600), t(10));
+        let a = actions(&m.view(t(10)));
+        assert_eq!(a[0], ("Keep gamma".to_string(), true));
+        assert_eq!(a[1], ("Roll back gamma now".to_string(), true));
+    }
+
+    #[test]
+    fn the_trials_failure_offers_no_manual_rollback_and_is_one_story() {
+        let mut m = Model::new(Duration::from_secs(0));
+        m.appeared(&merged(online(3), trial("gamma", 0, 600)), t(1));
+        // The failure: recorded against the trial's activation.
+        let n = m.changed(&trial_record("gamma", 0, 2, &[]), t(2));
+        assert!(
+            matches!(&n[..], [Notice::TrialFailed { record }] if record.jail == "gamma"),
+            "{n:?}"
+        );
+        assert_eq!(m.offers_rollback(), None);
+        let view = m.view(t(2));
+        assert_eq!(view.colour, Colour::Red);
+        assert!(
+            view.lines[1].contains("Trial of gamma failed")
+                && view.lines[1].contains("rolls it back automatically"),
+            "{:?}",
+            view.lines
+        );
+        assert_eq!(
+            actions(&view)[..3],
+            [
+                ("Keep gamma".to_string(), false),
+                ("Rolling back gamma…".to_string(), false),
+                ("Dismiss".to_string(), false),
+            ]
+        );
+        assert!(
+            !actions(&view).iter().any(|(l, _)| l == "Roll back gamma"),
+            "{view:?}"
+        );
+        // Rolled back by the daemon, resolved, the trial over: no resolution
+        // notice, no "back online".
+        let done = [
+            ("RolledBack", Variant::from(true)),
+            ("AutoRolledBack", Variant::from(true)),
+            ("Recovered", Variant::from(true)),
+            ("RecoveredAt", Variant::from(us(4))),
+        ];
+        let step = merged(trial_record("gamma", 0, 2, &done), no_trial());
+        assert!(m.changed(&step, t(4)).is_empty());
+        let n = m.trial_ended("gamma", false, 2);
+        let [
+            Notice::TrialEnded {
+                jail,
+                kept: false,
+                cause: 2,
+                record: Some(r),
+                online: true,
+                state,
+            },
+        ] = &n[..]
+        else {
+            panic!("{n:?}")
+        };
+        assert_eq!(jail, "gamma");
+        assert!(r.auto_rolled_back && r.rolled_back, "{r:?}");
+        assert_eq!(state, "fail2ban 1.0.2 is online with 3 jails");
+        let view = m.view(t(5));
+        assert_eq!(view.colour, Colour::Amber);
+        assert!(
+            view.lines
+                .iter()
+                .any(|l| l.starts_with("rolled back automatically (trial); resolved at")),
+            "{:?}",
+            view.lines
+        );
+        assert!(
+            !actions(&view)
+                .iter()
+                .any(|(l, _)| l.starts_with("Roll back")),
+            "{view:?}"
+        );
+        assert_eq!(actions(&view)[0], ("Dismiss".to_string(), true));
+    }
+
+    #[test]
+    fn a_trial_that_takes_fail2ban_down_is_one_notice_not_offline_and_back() {
+        let mut m = Model::new(Duration::from_secs(60));
+        m.appeared(&merged(online(3), trial("gamma", 0, 600)), t(1));
+        let step = merged(
+            offline(3),
+            trial_record("gamma", 0, 2, &[("Cause", Variant::from(1u32))]),
+        );
+        let n = m.changed(&step, t(2));
+        assert!(matches!(&n[..], [Notice::TrialFailed { .. }]), "{n:?}");
+        assert_eq!(m.offers_rollback(), None);
+        assert!(m.changed(&online(3), t(3)).is_empty());
+        let rolled = [
+            ("Cause", Variant::from(1u32)),
+            ("RolledBack", Variant::from(true)),
+            ("AutoRolledBack", Variant::from(true)),
+            ("Recovered", Variant::from(true)),
+        ];
+        let step = merged(trial_record("gamma", 0, 2, &rolled), no_trial());
+        assert!(m.changed(&step, t(4)).is_empty());
+        let n = m.trial_ended("gamma", false, 1);
+        assert!(
+            matches!(
+                &n[..],
+                [Notice::TrialEnded {
+                    record: Some(_),
+                    cause: 1,
+                    ..
+                }]
+            ),
+            "{n:?}"
+        );
+    }
+
+    #[test]
+    fn trial_end_notices_for_kept_and_a_record_of_another_activation() {
+        let mut m = Model::new(Duration::from_secs(60));
+        m.appeared(&merged(online(3), trial("gamma", 0, 600)), t(1));
+        // Another activation's crash during the trial is an ordinary crash,
+        // but no manual rollback is offered while the trial runs.
+        let other = record("delta", 5, false, &[("Cause", Variant::from(2u32))]);
+        let n = m.changed(&other, t(5));
+        assert!(
+            matches!(&n[..], [Notice::Crash { record }] if record.jail == "delta"),
+            "{n:?}"
+        );
+        assert_eq!(m.offers_rollback(), None);
+        m.changed(&no_trial(), t(6));
+        assert_eq!(m.offers_rollback().map(|r| r.jail.as_str()), Some("delta"));
+        let n = m.trial_ended("gamma", true, 0);
+        assert_eq!(
+            n,
+            [Notice::TrialEnded {
+                jail: "gamma".into(),
+                kept: true,
+                cause: 0,
+                record: None,
+                online: true,
+                state: "fail2ban 1.0.2 is online".into(),
+            }]
+        );
+        // Without the daemon the state says so.
+        m.gone();
+        let n = m.trial_ended("gamma\u{202e}", true, 0);
+        let [
+            Notice::TrialEnded {
+                jail,
+                online,
+                state,
+                ..
+            },
+        ] = &n[..]
+        else {
+            panic!("{n:?}")
+        };
+        assert!(!jail.contains('\u{202e}'), "{jail}");
+        assert!(!online);
+        assert_eq!(state, "fail2ban-healthd is not on the bus");
+    }
+
+    #[test]
+    fn hostile_trial_values_are_cleaned_or_ignored() {
+        let d = |pairs: Vec<(&str, Variant<'static>)>| -> HashMap<String, OwnedVariant> {
+            pairs
+                .into_iter()
+                .map(|(k, x)| (k.to_string(), OwnedVariant::try_from(x).unwrap()))
+                .collect()
+        };
+        // No name, a name of the wrong type, an empty name: no trial.
+        assert_eq!(Trial::from_dict(&HashMap::new()), None);
+        assert_eq!(
+            Trial::from_dict(&d(vec![("JailName", Variant::from(7u32))])),
+            None
+        );
+        assert_eq!(
+            Trial::from_dict(&d(vec![("JailName", Variant::from(""))])),
+            None
+        );
+        // Control and bidi characters escaped, times of the wrong type 0.
+        let t0 = Trial::from_dict(&d(vec![
+            ("JailName", Variant::from("ev\u{202e}il\nname")),
+            ("StartedAt", Variant::from("yesterday")),
+            ("DeadlineAt", Variant::from(u64::MAX)),
+        ]))
+        .unwrap();
+        assert!(
+            !t0.jail.contains('\n') && !t0.jail.contains('\u{202e}'),
+            "{}",
+            t0.jail
+        );
+        assert_eq!(t0.started_at, 0);
+        // A start of 0 owns no record, even one activated at 0.
+        let r = Record {
+            jail: t0.jail.clone(),
+            ..Record::default()
+        };
+        assert!(!t0.owns(&r));
+        assert!(
+            trial_line(&t0, None, t(0)).ends_with("until an unknown time"),
+            "{}",
+            trial_line(&t0, None, t(0))
+        );
+
+        let mut m = Model::new(Duration::from_secs(60));
+        m.appeared(&merged(online(3), trial("gamma", 0, 600)), t(1));
+        // A Trial of the wrong type is ignored: the trial stays.
+        let wrong = HashMap::from([("Trial".to_string(), v("gamma"))]);
+        assert!(m.changed(&wrong, t(2)).is_empty());
+        assert_eq!(m.trial().map(|t| t.jail.as_str()), Some("gamma"));
+        // A hostile AutoRolledBack is not true.
+        let rec = record("beta", 3, true, &[("AutoRolledBack", Variant::from("yes"))]);
+        m.changed(&merged(rec, no_trial()), t(3));
+        assert!(!m.record().unwrap().auto_rolled_back);
     }
 
     #[test]

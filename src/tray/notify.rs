@@ -56,6 +56,8 @@ pub enum Slot {
     Online,
     /// A crash record and its resolution.
     Record,
+    /// A trial's failure and its end.
+    Trial,
     /// Results of the user's actions, and the status text.
     Answer,
 }
@@ -75,6 +77,9 @@ pub struct Message {
     pub urgency: Urgency,
     /// The icon-theme name.
     pub icon: String,
+    /// It starts the story of a failure: it takes the place of the "went
+    /// offline" notification still shown, if any.
+    pub replaces_offline: bool,
 }
 
 /// The button keys of a crash notification.
@@ -94,6 +99,7 @@ pub fn message(notice: &Notice) -> Message {
             buttons: buttons(record),
             urgency: Urgency::Critical,
             icon: theme_name(Colour::Red),
+            replaces_offline: true,
         },
         Notice::Resolved { record } => Message {
             slot: Slot::Record,
@@ -111,6 +117,7 @@ pub fn message(notice: &Notice) -> Message {
             },
             urgency: Urgency::Normal,
             icon: theme_name(Colour::Amber),
+            replaces_offline: false,
         },
         Notice::WentOffline { reason } => Message {
             slot: Slot::Online,
@@ -119,6 +126,7 @@ pub fn message(notice: &Notice) -> Message {
             buttons: Vec::new(),
             urgency: Urgency::Critical,
             icon: theme_name(Colour::Red),
+            replaces_offline: false,
         },
         Notice::CameOnline { version, jails } => Message {
             slot: Slot::Online,
@@ -130,7 +138,88 @@ pub fn message(notice: &Notice) -> Message {
             buttons: Vec::new(),
             urgency: Urgency::Normal,
             icon: theme_name(Colour::Green),
+            replaces_offline: false,
         },
+        Notice::TrialFailed { record } => Message {
+            slot: Slot::Trial,
+            summary: format!(
+                "Trial of jail {} failed: rolling back automatically",
+                record.jail
+            ),
+            body: format!(
+                "{}.\nDetected {} after the trial started; fail2ban-healthd rolls {} back by itself.",
+                record.cause_words(),
+                crate::model::span(record.detected_at.saturating_sub(record.activated_at)),
+                record.jail
+            ),
+            buttons: Vec::new(),
+            urgency: Urgency::Critical,
+            icon: theme_name(Colour::Red),
+            replaces_offline: true,
+        },
+        Notice::TrialEnded {
+            jail,
+            kept,
+            cause,
+            record,
+            online,
+            state,
+        } => trial_ended(jail, *kept, *cause, record.as_ref(), *online, state),
+    }
+}
+
+/// The end of a trial, in the place of its failure's notice if any.
+fn trial_ended(
+    jail: &str,
+    kept: bool,
+    cause: u32,
+    record: Option<&Record>,
+    online: bool,
+    state: &str,
+) -> Message {
+    use crate::icon::theme_name;
+    use crate::model::Colour;
+    let healthy = if online { Colour::Green } else { Colour::Red };
+    if kept {
+        return Message {
+            slot: Slot::Trial,
+            summary: format!("{jail} kept: fail2ban stayed healthy"),
+            body: format!("The trial of {jail} has ended and the jail stays enabled. {state}."),
+            buttons: Vec::new(),
+            urgency: Urgency::Normal,
+            icon: theme_name(healthy),
+            replaces_offline: false,
+        };
+    }
+    if cause == 0 {
+        return Message {
+            slot: Slot::Trial,
+            summary: format!("Trial of {jail} aborted, rolled back"),
+            body: format!("{jail} is disabled again, as before the trial. {state}."),
+            buttons: Vec::new(),
+            urgency: Urgency::Normal,
+            icon: theme_name(healthy),
+            replaces_offline: false,
+        };
+    }
+    let what = record.map_or_else(
+        || crate::model::cause_code_words(cause),
+        Record::cause_words,
+    );
+    let done = match record {
+        Some(r) if !r.rolled_back => format!(
+            "The automatic rollback of {jail} did not complete: roll it back from the menu."
+        ),
+        _ => format!("fail2ban-healthd rolled {jail} back by itself."),
+    };
+    Message {
+        slot: Slot::Trial,
+        summary: format!("Trial of {jail} failed and was rolled back"),
+        body: format!("{what}.\n{done}\n{state}."),
+        buttons: record.map(buttons).unwrap_or_default(),
+        urgency: Urgency::Critical,
+        icon: theme_name(Colour::Red),
+        replaces_offline: false,
     }
 }
 
@@ -179,6 +268,7 @@ pub fn answer(action: Action, result: &Result<String, String>) -> Message {
             buttons: Vec::new(),
             urgency: Urgency::Normal,
             icon: theme_name(Colour::Green),
+            replaces_offline: false,
         },
         Err(why) => Message {
             slot: Slot::Answer,
@@ -187,6 +277,7 @@ pub fn answer(action: Action, result: &Result<String, String>) -> Message {
             buttons: Vec::new(),
             urgency: Urgency::Normal,
             icon: theme_name(Colour::Amber),
+            replaces_offline: false,
         },
     }
 }
@@ -256,7 +347,7 @@ impl Notifier {
         // The daemon publishes "offline" at once and the record when it
         // has attributed the failure: the record's notification replaces
         // the offline one, so that a crash leaves one notification.
-        let takes_over = if m.slot == Slot::Record && m.urgency == Urgency::Critical {
+        let takes_over = if m.replaces_offline {
             self.offline.take()
         } else {
             None
@@ -334,6 +425,79 @@ mod tests {
         });
         assert_eq!(m.buttons, [(DISMISS_KEY, "Dismiss".to_string())]);
         assert!(m.body.contains("not rolled back"), "{m:?}");
+    }
+
+    fn ended(kept: bool, cause: u32, record: Option<Record>) -> Message {
+        message(&Notice::TrialEnded {
+            jail: "gamma".into(),
+            kept,
+            cause,
+            record,
+            online: true,
+            state: "fail2ban 1.0.2 is online with 3 jails".into(),
+        })
+    }
+
+    #[test]
+    fn a_trials_story_is_one_slot_and_its_failure_offers_no_manual_rollback() {
+        let failing = Record {
+            jail: "gamma".into(),
+            cause: 2,
+            ..record(false)
+        };
+        let m = message(&Notice::TrialFailed {
+            record: failing.clone(),
+        });
+        assert_eq!((m.slot, m.urgency), (Slot::Trial, Urgency::Critical));
+        assert!(m.summary.contains("rolling back automatically"), "{m:?}");
+        assert!(m.buttons.is_empty(), "{m:?}");
+        assert!(m.replaces_offline);
+
+        let kept = ended(true, 0, None);
+        assert_eq!((kept.slot, kept.urgency), (Slot::Trial, Urgency::Normal));
+        assert_eq!(kept.summary, "gamma kept: fail2ban stayed healthy");
+        assert!(kept.buttons.is_empty() && !kept.replaces_offline);
+
+        let aborted = ended(false, 0, None);
+        assert_eq!(aborted.urgency, Urgency::Normal);
+        assert_eq!(aborted.summary, "Trial of gamma aborted, rolled back");
+        assert!(aborted.body.contains("online with 3 jails"), "{aborted:?}");
+
+        let rolled = Record {
+            rolled_back: true,
+            auto_rolled_back: true,
+            ..failing.clone()
+        };
+        let failed = ended(false, 2, Some(rolled));
+        assert_eq!(
+            (failed.slot, failed.urgency),
+            (Slot::Trial, Urgency::Critical)
+        );
+        assert!(
+            failed.body.contains("the jail is not running")
+                && failed.body.contains("rolled gamma back by itself")
+                && failed
+                    .body
+                    .contains("fail2ban 1.0.2 is online with 3 jails"),
+            "{failed:?}"
+        );
+        assert_eq!(failed.buttons, [(DISMISS_KEY, "Dismiss".to_string())]);
+        assert!(!failed.replaces_offline);
+        // Without the record, the cause code in words.
+        let failed = ended(false, 3, None);
+        assert!(
+            failed.body.starts_with("jails that ran before disappeared"),
+            "{failed:?}"
+        );
+        assert!(failed.buttons.is_empty());
+        // An automatic rollback that did not complete: the manual one is
+        // offered, since the trial is over.
+        let failed = ended(false, 2, Some(failing));
+        assert!(failed.body.contains("did not complete"), "{failed:?}");
+        assert_eq!(
+            failed.buttons[0],
+            (ROLLBACK_KEY, "Roll back gamma".to_string())
+        );
     }
 
     #[test]
