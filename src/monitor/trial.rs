@@ -235,6 +235,7 @@ impl Monitor {
     /// attributed to it, and judges it once its deadline has passed and a
     /// probe has answered since.
     pub(super) fn trial_step(&mut self, now: Now) {
+        let gated = self.connect_gate().is_some();
         let Some(t) = self.trial.as_mut() else {
             return;
         };
@@ -260,7 +261,10 @@ impl Monitor {
             self.request_probe(now);
             return;
         }
-        if !t.judging || !t.probed_since_due || self.rollback_running {
+        // Under socket activation with the service stopped the units say
+        // what a probe would: nothing connects, and nothing needs to.
+        let known = t.probed_since_due || gated;
+        if !t.judging || !known || self.rollback_running {
             return;
         }
         // A verdict of the restart rules is still to come.
