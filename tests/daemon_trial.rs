@@ -45,6 +45,17 @@ fn client_program(server: &Fail2ban) -> String {
 /// The daemon with trials aimed at `server`'s configuration, with the
 /// rollback settings of the other tests.
 async fn daemon(bus: &PrivateBus, server: &Fail2ban, checks: bool, extra: &[&str]) -> Daemon {
+    daemon_reloading_with(bus, server, checks, None, extra).await
+}
+
+/// The same, with `reload` as the reload command when given.
+async fn daemon_reloading_with(
+    bus: &PrivateBus,
+    server: &Fail2ban,
+    checks: bool,
+    reload: Option<&str>,
+    extra: &[&str],
+) -> Daemon {
     let client = client_program(server);
     let mut args = vec![
         "--fail2ban-client-command",
@@ -53,7 +64,7 @@ async fn daemon(bus: &PrivateBus, server: &Fail2ban, checks: bool, extra: &[&str
         if checks { "true" } else { "false" },
     ];
     args.extend_from_slice(extra);
-    common::bus::rollback_daemon(bus, server, &dropin(server), None, None, &args).await
+    common::bus::rollback_daemon(bus, server, &dropin(server), reload, None, &args).await
 }
 
 /// A server with alpha and beta, a private bus, the daemon (its drop-in
@@ -335,6 +346,14 @@ async fn refused_trials_write_nothing() {
         e.to_string().contains("not written by fail2ban-healthd"),
         "{e}"
     );
+    // Checks that cannot run did not pass: `Check` says why.
+    let r = p.check("gamma").await.unwrap();
+    assert_eq!(field::<bool>(&r, "Ok"), Some(false), "{r:?}");
+    let messages: Vec<String> = field(&r, "Messages").unwrap();
+    assert!(
+        messages[0].contains("not written by fail2ban-healthd"),
+        "{messages:?}"
+    );
     assert_eq!(std::fs::read_to_string(dropin(&server)).unwrap(), foreign);
     std::fs::remove_file(dropin(&server)).unwrap();
 
@@ -519,4 +538,73 @@ async fn the_checks_catch_every_failure_kind_before_the_server_is_touched() {
     assert_eq!(out.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["ok"], false);
+}
+
+/// `try` whose daemon is SIGKILLed while the reload runs gets no answer;
+/// the trial was recorded before the reload, so the restarted daemon
+/// resumes it, and `try` follows it to its verdict instead of saying it
+/// could not start.
+#[tokio::test]
+async fn try_follows_a_trial_whose_daemon_died_during_the_reload() {
+    let server = Fail2ban::start();
+    let bus = PrivateBus::start();
+    let state = tempfile::tempdir().unwrap();
+    let state_file = state.path().join("state.json");
+    // The reload waits for the test's word.
+    let go = server.dir().join("go");
+    let script = server.dir().join("reload.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "while [ ! -e {go} ]; do sleep 0.05; done\nexec {reload}\n",
+            go = go.display(),
+            reload = server.client_command("reload")
+        ),
+    )
+    .unwrap();
+    let reload = format!("/bin/sh {}", script.display());
+    let extra = ["--state-file", state_file.to_str().unwrap()];
+    let mut d = daemon_reloading_with(&bus, &server, false, Some(&reload), &extra).await;
+    let (_c, p) = proxy(&bus).await;
+    assert!(p.probe().await.unwrap());
+    Kind::Good.write(&server, "gamma");
+    let address = bus.address.clone();
+    let cli = std::thread::spawn(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_fail2ban-healthd"))
+            .args([
+                "try",
+                "gamma",
+                "--timeout",
+                "6s",
+                "--json",
+                "--bus-address",
+                &address,
+            ])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    });
+    // The trial is recorded and the reload waits.
+    let started = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            if let Some(t) = field::<u64>(&trial_property(&p).await, "StartedAt") {
+                return t;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the trial starts");
+    nix::sys::signal::kill(d.pid(), nix::sys::signal::Signal::SIGKILL).unwrap();
+    d.wait_exit(Duration::from_secs(10));
+    let d = daemon_reloading_with(&bus, &server, false, Some(&reload), &extra).await;
+    std::fs::write(&go, "").unwrap();
+    let out = tokio::task::spawn_blocking(move || cli.join().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}\n{}", d.log_text());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["kept"], true);
+    assert_eq!(v["started_at"].as_u64(), Some(started));
+    assert!(jails_of(&server).contains(&"gamma".to_owned()));
 }

@@ -308,6 +308,47 @@ fn purge_without_a_remembered_path_removes_the_default_dropin() {
     assert!(r.join(DEFAULT_DROPIN).exists(), "{said}");
 }
 
+/// Jails that kept trials enabled in the drop-in are not switched off by
+/// a purge: they move to a file of the administrator's, which a second
+/// purge leaves alone.
+#[test]
+fn purge_keeps_the_jails_that_trials_enabled() {
+    use fail2ban_healthd::daemon::rollback::dropin_with;
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    let x = Path::new("/x");
+    let text = dropin_with(None, "bad", false, x).unwrap();
+    let text = dropin_with(Some(&text), "nginx", true, x).unwrap();
+    let text = dropin_with(Some(&text), "postfix", true, x).unwrap();
+    write(r, DEFAULT_DROPIN, &text);
+    let said = maintainer_script(r, "postrm", &["purge"]);
+    assert!(!r.join(DEFAULT_DROPIN).exists(), "{said}");
+    let kept_path = r
+        .join(DEFAULT_DROPIN)
+        .with_file_name("fail2ban-healthd-kept-trials.local");
+    let kept = std::fs::read_to_string(&kept_path).unwrap();
+    assert!(!kept.starts_with(MARKER), "{kept}");
+    assert!(
+        kept.ends_with("\n[nginx]\nenabled = true\n\n[postfix]\nenabled = true\n"),
+        "{kept}"
+    );
+    assert!(!kept.contains("[bad]"), "{kept}");
+    assert!(
+        said.contains(": nginx postfix.") && said.contains(": bad."),
+        "{said}"
+    );
+
+    // Again, with that file there: the drop-in stays, nothing is lost.
+    write(r, DEFAULT_DROPIN, &text);
+    let said = maintainer_script(r, "postrm", &["purge"]);
+    assert_eq!(
+        std::fs::read_to_string(r.join(DEFAULT_DROPIN)).unwrap(),
+        text,
+        "{said}"
+    );
+    assert_eq!(std::fs::read_to_string(&kept_path).unwrap(), kept);
+}
+
 /// The applet's `.desktop` file passes freedesktop's validator and starts
 /// the applet's binary; its icon is one the package installs.
 #[test]

@@ -161,9 +161,7 @@ impl Health {
     ) -> Result<HashMap<String, OwnedVariant>, HealthError> {
         let uid = self.auth.authorize(Right::Manage, &header, conn).await?;
         check_jail_name(&jail_name)?;
-        let report = trial::check(&self.rollback, &jail_name)
-            .await
-            .map_err(HealthError::TryFailed)?;
+        let report = trial::check(&self.rollback, &jail_name).await;
         tracing::info!(jail = %jail_name, uid, ok = report.ok, "jail_checked");
         Ok(values::check(&report))
     }

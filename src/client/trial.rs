@@ -77,12 +77,22 @@ pub async fn run(
     let terminal = std::io::stderr().is_terminal();
     eprintln!("{jail}: running fail2ban's checks and reloading fail2ban…");
     let usec = timeout.map_or(0, |t| u64::try_from(t.as_micros()).unwrap_or(u64::MAX));
-    let started: u64 = call_managing(&p, "Try", &(jail, usec))
-        .await
-        .map_err(|e| Failure {
+    let started: u64 = match call_managing(&p, "Try", &(jail, usec)).await {
+        Ok(started) => started,
+        // The daemon's own refusal: nothing started.
+        Err(e @ zbus::Error::MethodError(..)) => {
+            return Err(Failure {
+                status: 2,
+                ..call_failed(bus, e)
+            });
+        }
+        // No answer (the daemon restarted during the reload, say): the
+        // trial may have started all the same, and is then followed.
+        Err(e) => started_meanwhile(&p, jail).await.ok_or_else(|| Failure {
             status: 2,
             ..call_failed(bus, e)
-        })?;
+        })?,
+    };
     let trial: Dict = p.trial().await.unwrap_or_default();
     let deadline = field::<u64>(&trial, "DeadlineAt").unwrap_or(0);
     eprintln!(
@@ -142,6 +152,23 @@ pub async fn run(
     };
     report(&p, jail, started, deadline, &v, as_json).await;
     Ok(if v.kept { 0 } else { 1 })
+}
+
+/// The start of a trial of `jail` that the daemon shows, waiting up to
+/// 30 s for it to be back on the bus.
+async fn started_meanwhile(p: &Health1Proxy<'_>, jail: &str) -> Option<u64> {
+    let end = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(trial) = p.trial().await {
+            return (text(&trial, "JailName") == jail)
+                .then(|| field::<u64>(&trial, "StartedAt"))
+                .flatten();
+        }
+        if tokio::time::Instant::now() >= end {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// The verdict as the properties tell it, once `Trial` no longer shows the

@@ -120,13 +120,17 @@ async fn run_checks(
 }
 
 /// `Check(JAIL)`: the checks as `Try` would run them; nothing is written.
-///
-/// # Errors
-/// The checks could not be run at all (the report says when they ran and
-/// failed).
-pub async fn check(settings: &Settings, jail: &str) -> Result<CheckReport, String> {
-    let (_, text) = trial_text(settings, jail).await?;
-    run_checks(settings, jail, &text).await
+/// Checks that could not run (a foreign drop-in, no `fail2ban-client`)
+/// did not pass: the report says why.
+pub async fn check(settings: &Settings, jail: &str) -> CheckReport {
+    let report = match trial_text(settings, jail).await {
+        Ok((_, text)) => run_checks(settings, jail, &text).await,
+        Err(e) => Err(e),
+    };
+    report.unwrap_or_else(|why| CheckReport {
+        ok: false,
+        messages: vec![crate::text::clean(&why, 1000).into_owned()],
+    })
 }
 
 /// Frees the claimed trial slot unless disarmed, however `Try` ends.

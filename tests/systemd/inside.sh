@@ -19,6 +19,16 @@
 #   purge-custom  the same with rollback_dropin set in the configuration,
 #           and a file without the daemon's marker at the default path,
 #           which stays.
+#   trial   fail2ban-healthd try on Debian's own unit: with the checks off,
+#           a good jail kept and each failure kind rolled back by the daemon
+#           (with the time to the verdict and to fail2ban healthy again);
+#           with them on, each kind refused before the server is touched;
+#           a trial resumed after a SIGKILL of the daemon.
+#   trial-socket  after head: a failing trial rolled back under socket
+#           activation, both units active again.
+#   trial-bench:N  the measurements of bench/trial.sh: N failing trials per
+#           kind, the kinds the checks catch, N good trials with restarts
+#           around them.
 set -u
 NAME=org.fail2ban_healthd.Health1
 OBJ=/org/fail2ban_healthd/Health1
@@ -913,6 +923,451 @@ phase_purge_custom() {
     rm -f $DROPIN
 }
 
+# ---------------------------------------------------------------- trials
+# The jails of the trials, as in tests/daemon_trial.rs: each in its own
+# file with enabled = false, as an administrator leaves a jail before
+# trying it. A good one, and the three failure kinds: a missing log file
+# (the reload fails, the jail never runs), a failregex that does not
+# compile (the server drops every jail at the reload) and a missing
+# filter (the client's reload fails, the server is not reached).
+TRIAL_KINDS="missing-log invalid-regex missing-filter"
+WATCH_LOG=/tmp/trial-watch.json
+trial_jail_of() {
+    case $1 in
+        missing-log) echo tlog ;;
+        invalid-regex) echo tregex ;;
+        missing-filter) echo tfilter ;;
+    esac
+}
+write_trial_jail() {
+    local jail=$1 kind=$2 filter=healthd-test logpath=/var/log/healthd-test/$1.log
+    printf '[Definition]\nfailregex = ^(unclosed <HOST>\ndatepattern = {NONE}\n' > /etc/fail2ban/filter.d/healthd-unclosed.conf
+    case $kind in
+        good) ;;
+        missing-log) logpath=/var/log/healthd-test/nowhere/missing.log ;;
+        invalid-regex) filter=healthd-unclosed ;;
+        missing-filter) filter=healthd-no-such-filter ;;
+        *) echo "unknown jail kind $kind" >&2; return 1 ;;
+    esac
+    touch "/var/log/healthd-test/$jail.log"
+    printf '[%s]\nenabled = false\nfilter = %s\naction = healthd-test\nlogpath = %s\n' "$jail" "$filter" "$logpath" \
+        > "/etc/fail2ban/jail.d/$jail.local"
+}
+# The jails fail2ban runs, sorted, space-separated; empty unless its unit
+# is active and it answers. The daemon's own probe command: a direct
+# connection, a few milliseconds, so it can be polled closely (checked
+# against fail2ban-client where it matters).
+jails_now() {
+    systemctl is-active --quiet fail2ban.service || return 0
+    fail2ban-healthd probe --json 2>/dev/null | grep -o '"name":"[^"]*"' | cut -d'"' -f4 | sort | paste -sd' ' -
+}
+jails_by_client() { fail2ban-client status 2>/dev/null | sed -n 's/.*Jail list:[[:space:]]*//p' | tr -d ' \t' | tr ',' '\n' | sort | paste -sd' ' -; }
+healthy_with() { [ "$(jails_now)" = "$1" ]; }
+jail_count_is() { [ "$(jails_now | wc -w)" = "$1" ]; }
+# TrialEnded for $1 with kept $2 is in the watch log.
+ended_seen() { grep '"signal":"TrialEnded"' $WATCH_LOG 2>/dev/null | grep "\"jail_name\":\"$1\"" | grep -q "\"kept\":$2"; }
+dropin_sum() { if [ -e $DROPIN ]; then sha256sum < $DROPIN | cut -c1-16; else echo absent; fi; }
+# A field of the Trial property ("t" or "s" values), empty if absent.
+trial_field() { prop Trial | sed -n "s/.*\"$1\" [ts] \"\?\([^\" ]*\)\"\?.*/\1/p"; }
+no_trial() { [ "$(prop Trial)" = 'a{sv} 0' ]; }
+# A field of a one-line JSON document.
+json_field() { echo "$1" | grep -o "\"$2\":[^,}]*" | head -n 1 | cut -d: -f2- | tr -d '"'; }
+# The time of the TrialEnded signal for $1 (kept: $2) in the watch log,
+# in us; empty if not seen.
+ended_at() {
+    grep '"signal":"TrialEnded"' $WATCH_LOG 2>/dev/null | grep "\"jail_name\":\"$1\"" | grep "\"kept\":$2" |
+        tail -n 1 | grep -o '"time_usec":[0-9]*' | cut -d: -f2
+}
+ended_count() { grep '"signal":"TrialEnded"' $WATCH_LOG 2>/dev/null | grep -c "\"jail_name\":\"$1\""; }
+last_state_is() { [ "$(tail -n 1 /tmp/trial-states | cut -d' ' -f2-)" = "$1" ]; }
+ms_between() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f", (b - a) / 1000 }'; }
+start_watch() {
+    fail2ban-healthd watch --json > $WATCH_LOG 2> /tmp/trial-watch.err &
+    watch_pid=$!
+    until_ok 15 grep -q watching /tmp/trial-watch.err || echo "note: the watcher did not start: $(cat /tmp/trial-watch.err)"
+}
+stop_watch() { kill "$watch_pid" 2>/dev/null; wait "$watch_pid" 2>/dev/null; }
+# The daemon's configuration for trials: quick probes; $1 "off" switches
+# the checks off, so that the rollback is what brings fail2ban back.
+trial_config() {
+    write_config 2s
+    [ "$1" = on ] || printf 'trial_checks = false\n' >> $CONFIG
+    systemctl reset-failed fail2ban-healthd 2>/dev/null
+    systemctl restart fail2ban-healthd
+    local want
+    want=$(jails_now | wc -w)
+    until_ok 20 daemon_online_after "$(now_us)" "$want" || echo "note: the daemon did not see fail2ban online with $want jails: $(prop Online) $(prop ActiveJails)"
+}
+# Installs what the trial phases need when no earlier phase did (a phase
+# run by itself): the test jails, fail2ban on its unit, the package.
+trial_prepare() {
+    echo "fail2ban: Debian's $(dpkg-query -W -f='${Version}' fail2ban)"
+    if ! dpkg-query -W -f='${Status}' fail2ban-healthd 2>/dev/null | grep -q "ok installed"; then
+        write_jails
+        systemctl restart fail2ban
+        until_ok 30 answers 2
+        install_package
+    fi
+    fresh_daemon_state
+    rm -f $DROPIN /etc/fail2ban/jail.d/gamma.local /etc/fail2ban/jail.d/epsilon.local
+    systemctl reset-failed fail2ban 2>/dev/null
+    systemctl restart fail2ban
+    until_ok 30 sh -c 'fail2ban-client status 2>/dev/null | grep -q "Jail list:[[:space:]]*alpha, beta$"' ||
+        fail "fail2ban runs alpha and beta before the trials" "$(fail2ban-client status 2>&1 | tail -n 1)"
+}
+
+# One failing trial with the checks off: `try` exits 1, the daemon rolled
+# the jail back by itself. $1 kind, $2 jail. Sets trial_verdict_ms,
+# trial_healthy_ms, trial_detect_ms and trial_ok (1 when every condition
+# held), and prints one line per run; the callers make PASS/FAIL of it.
+trial_failing() {
+    local kind=$1 jail=$2 before sum0 t0 out rc healthy_us ended rec started poll_pid detected why=
+    trial_ok=0 trial_verdict_ms='' trial_healthy_ms='' trial_detect_ms=
+    before=$(jails_now)
+    sum0=$(dropin_sum)
+    # Every change of fail2ban's jails while the trial runs, with its time:
+    # when it was healthy with the jails of before for the last time is
+    # the moment it came back.
+    ( last=x; while :; do j=$(jails_now); [ "$j" = "$last" ] || { echo "$(now_us) ${j:-down}"; last=$j; }; sleep 0.05; done ) \
+        > /tmp/trial-states 2>/dev/null &
+    poll_pid=$!
+    t0=$(now_us)
+    out=$(fail2ban-healthd try "$jail" --timeout 60s --json 2>/tmp/trial-try.err); rc=$?
+    # Healthy again after the rollback's end: fail2ban active with the
+    # jails of before, as the poller saw it last; then fail2ban-client
+    # says the same.
+    until_ok 60 healthy_with "$before" ||
+        why="fail2ban did not come back with its jails ($before): [$(jails_now)], $(state_of fail2ban)"
+    until_ok 10 last_state_is "$before"
+    kill "$poll_pid" 2>/dev/null; wait "$poll_pid" 2>/dev/null
+    [ -n "$why" ] || [ "$(jails_by_client)" = "$before" ] || why="fail2ban-client lists $(jails_by_client), not $before"
+    healthy_us=$(awk -v want="$before" '{ s = $0; sub(/^[0-9]+ /, "", s); if (s == want) { if (!on) at = $1; on = 1 } else on = 0 } END { print (on ? at : "") }' /tmp/trial-states)
+    until_ok 10 ended_seen "$jail" false
+    ended=$(ended_at "$jail" false)
+    until_ok 10 rec_has '"AutoRolledBack" b true'
+    rec=$(prop PendingRecovery)
+    started=$(json_field "$out" started_at)
+    detected=$(rec_num DetectedAt)
+    [ -z "$ended" ] || trial_verdict_ms=$(ms_between "$t0" "$ended")
+    [ -z "$healthy_us" ] || trial_healthy_ms=$(ms_between "$t0" "$healthy_us")
+    [ -z "$detected" ] || trial_detect_ms=$(ms_between "$t0" "$detected")
+    echo "trial $kind ($jail): try exit $rc $out; TrialEnded at +${trial_verdict_ms:-?} ms; detected at +${trial_detect_ms:-?} ms; healthy with [$before] at +${trial_healthy_ms:-?} ms; drop-in $sum0 -> $(dropin_sum); fail2ban $(state_of fail2ban) (NRestarts $(systemctl show -P NRestarts fail2ban))"
+    if [ -z "$why" ]; then
+        if [ $rc -ne 1 ] || [ "$(json_field "$out" kept)" != false ]; then why="try exit $rc, $out $(tail -n 2 /tmp/trial-try.err)"
+        elif [ "$(dropin_sum)" != "$sum0" ]; then why="the drop-in changed: $(cat $DROPIN 2>&1)"
+        elif [ -z "$ended" ]; then why="no TrialEnded(kept false) for $jail"
+        elif ! echo "$rec" | grep -q "\"JailName\" s \"$jail\"" || ! echo "$rec" | grep -q "\"ActivatedAt\" t $started" ||
+            ! echo "$rec" | grep -q '"RolledBack" b true' || ! echo "$rec" | grep -q '"AutoRolledBack" b true'; then
+            why="record: $rec"
+        elif ! no_trial; then why="Trial: $(prop Trial)"
+        elif [ -z "$healthy_us" ] || [ "$healthy_us" -le "$t0" ]; then why="fail2ban was not seen coming back: $(tr '\n' ';' < /tmp/trial-states)"
+        fi
+    fi
+    if [ -z "$why" ]; then trial_ok=1; else echo "trial $kind ($jail): $why"; fi
+    dismiss
+    return 0
+}
+
+phase_trial() {
+    trial_prepare
+    start_watch
+    local out rc kind jail ended sum0 inv0 pid0 refused caught=
+
+    # 1. Checks off. A good jail on a trial of 10 s: kept.
+    trial_config off
+    write_trial_jail tgood good
+    for kind in $TRIAL_KINDS; do write_trial_jail "$(trial_jail_of "$kind")" "$kind"; done
+    write_trial_jail tgood2 good
+    write_trial_jail tgood3 good
+    out=$(fail2ban-healthd try tgood --timeout 10s --json 2>/tmp/trial-try.err); rc=$?
+    echo "trial good (tgood): try exit $rc $out"
+    until_ok 10 ended_seen tgood true
+    if [ $rc -eq 0 ] && [ "$(json_field "$out" kept)" = true ] && fail2ban-client status tgood >/dev/null 2>&1 &&
+        grep -A1 -x '\[tgood\]' $DROPIN | grep -qx 'enabled = true' && [ -n "$(ended_at tgood true)" ] &&
+        no_record && no_trial; then
+        pass "trial: a good jail tried for 10 s is kept (try exits 0, TrialEnded kept, the jail runs, its line in the drop-in, no record)"
+    else
+        fail "trial: a good jail tried for 10 s is kept" "rc=$rc $out; $(tail -n 2 /tmp/trial-try.err); record $(prop PendingRecovery); drop-in: $(tr '\n' ' ' < $DROPIN 2>&1)"
+    fi
+
+    # Each failure kind, checks off: rolled back by the daemon itself.
+    for kind in $TRIAL_KINDS; do
+        jail=$(trial_jail_of "$kind")
+        trial_failing "$kind" "$jail"
+        if [ "$trial_ok" = 1 ]; then
+            pass "trial ($kind, checks off): try exits 1; rolled back by the daemon: drop-in byte for byte, fail2ban active with the jails of before, RolledBack and AutoRolledBack, TrialEnded kept false"
+        else
+            fail "trial ($kind, checks off): rolled back by the daemon, fail2ban healthy with the jails of before"
+        fi
+        echo "time: trial $kind under systemd (checks off): verdict ${trial_verdict_ms:-?} ms, fail2ban healthy with the jails of before ${trial_healthy_ms:-?} ms after Try's start (failure detected at ${trial_detect_ms:-?} ms)"
+    done
+
+    # 2. A daemon SIGKILLed during a trial (checks still off): systemd
+    # restarts it (Restart=on-failure), it resumes the trial with the same
+    # times and judges it; `try` follows it across the restart.
+    local trial0 trial1 try_pid pid n0 s0 d0
+    dismiss
+    fail2ban-healthd try tgood2 --timeout 20s --json > /tmp/trial-kill.json 2>/tmp/trial-kill.err &
+    try_pid=$!
+    # Once Try has answered: the trial runs, fail2ban reloaded.
+    until_ok 30 grep -q "watching until" /tmp/trial-kill.err
+    s0=$(trial_field StartedAt)
+    d0=$(trial_field DeadlineAt)
+    trial0=$(prop Trial)
+    pid=$(systemctl show -P MainPID fail2ban-healthd)
+    n0=$(systemctl show -P NRestarts fail2ban-healthd)
+    systemctl reset-failed fail2ban-healthd 2>/dev/null
+    systemctl kill -s KILL fail2ban-healthd
+    until_ok 30 sh -c "systemctl is-active --quiet fail2ban-healthd && [ \"\$(systemctl show -P MainPID fail2ban-healthd)\" != '$pid' ]"
+    trial1=$(prop Trial)
+    echo "trial (SIGKILL): before $trial0; after the restart (NRestarts $n0 -> $(systemctl show -P NRestarts fail2ban-healthd), PID $pid -> $(systemctl show -P MainPID fail2ban-healthd)): $trial1"
+    if [ -n "$s0" ] && [ "$trial1" = "$trial0" ] && [ "$(systemctl show -P NRestarts fail2ban-healthd)" -gt "$n0" ]; then
+        pass "trial (SIGKILL): systemd restarted the daemon, which resumed the trial (same StartedAt $s0, DeadlineAt $d0)"
+    else
+        fail "trial (SIGKILL): systemd restarted the daemon, which resumed the trial with the same times" "$trial0 -> $trial1"
+    fi
+    rc=0
+    wait "$try_pid" || rc=$?
+    out=$(cat /tmp/trial-kill.json)
+    until_ok 10 ended_seen tgood2 true
+    ended=$(ended_at tgood2 true)
+    echo "trial (SIGKILL): try exit $rc $out; TrialEnded at $ended (deadline $d0)"
+    if [ $rc -eq 0 ] && [ "$(json_field "$out" kept)" = true ] && [ -n "$ended" ] && [ "$ended" -ge "$d0" ] &&
+        fail2ban-client status tgood2 >/dev/null 2>&1 && no_trial && no_record; then
+        pass "trial (SIGKILL): judged after the restart at its deadline: kept, TrialEnded seen, try exits 0"
+    else
+        fail "trial (SIGKILL): judged after the restart at its deadline" "rc=$rc $out; $(tail -n 2 /tmp/trial-kill.err); ended $ended; record $(prop PendingRecovery)"
+    fi
+
+    # 3. Checks on (the default): each kind refused before the server is
+    # touched; check JAIL says why.
+    trial_config on
+    for kind in $TRIAL_KINDS; do
+        jail=$(trial_jail_of "$kind")
+        sum0=$(dropin_sum)
+        inv0=$(systemctl show -P InvocationID fail2ban)
+        pid0=$(systemctl show -P MainPID fail2ban)
+        out=$(fail2ban-healthd try "$jail" --timeout 60s 2>&1); rc=$?
+        echo "trial $kind (checks on): try exit $rc: $(echo "$out" | tail -n 3 | tr '\n' ' ')"
+        if [ $rc -eq 2 ] && echo "$out" | grep -q "TryFailed: fail2ban's checks failed for jail $jail" && [ "$(dropin_sum)" = "$sum0" ] &&
+            [ "$(systemctl show -P InvocationID fail2ban)" = "$inv0" ] && [ "$(systemctl show -P MainPID fail2ban)" = "$pid0" ] &&
+            no_trial && no_record; then
+            pass "trial ($kind, checks on): try exits 2, TryFailed with the checks' failure; drop-in, fail2ban's MainPID and InvocationID unchanged"
+            refused=1
+        else
+            refused=0
+            fail "trial ($kind, checks on): try exits 2, TryFailed with the checks' failure, nothing touched" \
+                "rc=$rc; drop-in $sum0 -> $(dropin_sum); fail2ban $inv0/$pid0 -> $(systemctl show -P InvocationID fail2ban)/$(systemctl show -P MainPID fail2ban); $(prop Trial)"
+        fi
+        out=$(fail2ban-healthd check "$jail" --json 2>&1); rc=$?
+        echo "check $kind: exit $rc $out"
+        if [ $rc -eq 1 ] && [ "$(json_field "$out" ok)" = false ]; then
+            pass "check $jail ($kind) exits 1"
+            [ "$refused" = 0 ] || caught="$caught $kind"
+        else
+            fail "check $jail ($kind) exits 1" "rc=$rc $out"
+        fi
+    done
+    echo "figure: failure kinds caught by Check before the server is touched:${caught:- none} (of $TRIAL_KINDS)"
+    out=$(fail2ban-healthd check tgood3 --json 2>&1); rc=$?
+    echo "check good: exit $rc $out"
+    if [ $rc -eq 0 ] && [ "$(json_field "$out" ok)" = true ]; then pass "check tgood3 (a good jail) exits 0"; else fail "check tgood3 (a good jail) exits 0" "rc=$rc $out"; fi
+
+    stop_watch
+
+    # Back to the debian phase's state for the purge: no trial jails, no
+    # drop-in, the daemon stopped.
+    fresh_daemon_state
+    rm -f $DROPIN /etc/fail2ban/jail.d/tgood.local /etc/fail2ban/jail.d/tgood2.local /etc/fail2ban/jail.d/tgood3.local \
+        /etc/fail2ban/jail.d/tlog.local /etc/fail2ban/jail.d/tregex.local /etc/fail2ban/jail.d/tfilter.local
+    write_config 2s
+    systemctl reset-failed fail2ban 2>/dev/null
+    systemctl restart fail2ban
+    until_ok 30 answers 2
+}
+
+# fail2ban head under socket activation (the head phase's state: its
+# rollback's drop-in, both units active): a trial of a jail whose
+# failregex does not compile, checks off, is rolled back and both units
+# are active again.
+phase_trial_socket() {
+    if [ "$(state_of fail2ban.socket)" != active ] || [ "$(state_of fail2ban.service)" != active ]; then
+        fail "trial under socket activation: both units active before it" "socket $(state_of fail2ban.socket), service $(state_of fail2ban.service)"
+        return
+    fi
+    start_watch
+    trial_config off
+    dismiss
+    write_trial_jail tregex invalid-regex
+    trial_failing invalid-regex tregex
+    rm -f /etc/fail2ban/jail.d/tregex.local
+    if [ "$trial_ok" = 1 ] && systemctl is-active --quiet fail2ban.socket && systemctl is-active --quiet fail2ban.service; then
+        pass "trial under socket activation (head, invalid-regex, checks off): rolled back by the daemon, drop-in byte for byte, fail2ban.socket and fail2ban.service active with the jails of before"
+    else
+        fail "trial under socket activation (head, invalid-regex, checks off): rolled back, both units active" \
+            "socket $(state_of fail2ban.socket), service $(state_of fail2ban.service)"
+    fi
+    echo "time: trial invalid-regex under socket activation (checks off): verdict ${trial_verdict_ms:-?} ms, fail2ban healthy with the jails of before ${trial_healthy_ms:-?} ms after Try's start (failure detected at ${trial_detect_ms:-?} ms)"
+    stop_watch
+}
+
+# Median and maximum of the numbers on standard input.
+median_max() { sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) { print "none"; exit } m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "median %.0f ms, max %.0f ms (n=%d)", m, v[NR], NR }'; }
+
+# systemctl restart fail2ban, started again when systemd could not spawn
+# it at all (Result=resources, now and then on a cgroup v1 host): the
+# environment's failure, counted apart.
+env_failures=0
+restart_fail2ban() {
+    systemctl reset-failed fail2ban 2>/dev/null
+    systemctl restart fail2ban && return 0
+    [ "$(systemctl show -P Result fail2ban)" = resources ] || return 1
+    env_failures=$((env_failures + 1))
+    echo "note: systemd could not spawn fail2ban (Result=resources); starting it again"
+    systemctl reset-failed fail2ban 2>/dev/null
+    systemctl start fail2ban
+}
+
+# One trial of the good jail $1 with a restart around it ($2), checks off.
+# Sets good_kept (1: kept, running, in the drop-in, nothing recorded, no
+# TrialEnded with kept false), good_signal (1: one TrialEnded, kept) and
+# good_why.
+good_trial() {
+    local jail=$1 how=$2 out rc=0 try_pid deadline wait_us all r0 r1 note=''
+    good_kept=0 good_signal=0 good_why=
+    write_trial_jail "$jail" good
+    all=$(( $(jails_now | wc -w) + 1 ))
+    case $how in
+        restart-before)
+            restart_fail2ban || good_why="systemctl restart fail2ban failed"
+            until_ok 30 jail_count_is $((all - 1))
+            until_ok 20 daemon_online_after "$(now_us)" $((all - 1))
+            out=$(fail2ban-healthd try "$jail" --timeout 8s --json 2>/tmp/good-try.err) || rc=$?
+            ;;
+        restart-after)
+            out=$(fail2ban-healthd try "$jail" --timeout 5s --json 2>/tmp/good-try.err) || rc=$?
+            restart_fail2ban || good_why="systemctl restart fail2ban failed"
+            ;;
+        *)
+            fail2ban-healthd try "$jail" --timeout "$([ "$how" = restart-at-deadline ] && echo 8s || echo 12s)" --json \
+                > /tmp/good-try.json 2>/tmp/good-try.err &
+            try_pid=$!
+            until_ok 30 fail2ban-client status "$jail" >/dev/null 2>&1
+            deadline=$(trial_field DeadlineAt)
+            r0=$(now_us)
+            case $how in
+                restart-while) restart_fail2ban || good_why="systemctl restart fail2ban failed" ;;
+                restart-daemon) systemctl reset-failed fail2ban-healthd 2>/dev/null; systemctl restart fail2ban-healthd ;;
+                restart-at-deadline)
+                    # The restart begins 300 ms before the deadline: the
+                    # judging meets fail2ban stopping and coming back.
+                    wait_us=$(( ${deadline:-0} - 300000 - $(now_us) ))
+                    [ "$wait_us" -le 0 ] || sleep "$(awk -v u="$wait_us" 'BEGIN { printf "%.3f", u / 1e6 }')"
+                    r0=$(now_us)
+                    restart_fail2ban || good_why="systemctl restart fail2ban failed"
+                    ;;
+            esac
+            r1=$(now_us)
+            # When the restart ran, and when fail2ban answered with every
+            # jail again, against the deadline.
+            until_ok 30 jail_count_is "$all"
+            note="; restart from $(ms_between "$deadline" "$r0") ms to $(ms_between "$deadline" "$r1") ms, all $all jails back at $(ms_between "$deadline" "$(now_us)") ms, of the deadline"
+            wait "$try_pid" || rc=$?
+            out=$(cat /tmp/good-try.json)
+            ;;
+    esac
+    # Anything the restart would have the daemon record comes before it
+    # has seen fail2ban back with every jail.
+    until_ok 30 jail_count_is "$all"
+    until_ok 30 daemon_online_after "$(now_us)" "$all" || good_why="${good_why:+$good_why; }the daemon did not see fail2ban back with $all jails"
+    until_ok 10 ended_seen "$jail" true
+    echo "good trial $jail ($how)$note: try exit $rc $out; record $(prop PendingRecovery); TrialEnded $(grep '"signal":"TrialEnded"' $WATCH_LOG | grep "\"jail_name\":\"$jail\"" | grep -o '"kept":[a-z]*' | tr '\n' ' ')"
+    if [ $rc -ne 0 ] || [ "$(json_field "$out" kept)" != true ]; then good_why="${good_why:+$good_why; }try exit $rc $out $(tail -n 2 /tmp/good-try.err)"
+    elif ! no_record; then good_why="${good_why:+$good_why; }record: $(prop PendingRecovery)"
+    elif ! fail2ban-client status "$jail" >/dev/null 2>&1; then good_why="${good_why:+$good_why; }$jail does not run"
+    elif ! grep -A1 -x "\[$jail\]" $DROPIN | grep -qx 'enabled = true'; then good_why="${good_why:+$good_why; }not enabled in the drop-in"
+    elif ended_seen "$jail" false; then good_why="${good_why:+$good_why; }TrialEnded with kept false"
+    else good_kept=1
+    fi
+    if [ "$(ended_count "$jail")" = 1 ] && ended_seen "$jail" true; then good_signal=1; fi
+}
+
+# The measurements of the trial benchmark (bench/trial.sh), $1 failing
+# trials per kind. Prints "figure:" lines.
+phase_trial_bench() {
+    local runs=$1 i kind jail total=0 failed=0 unhealthy=0 n how
+    case $runs in '' | *[!0-9]*) runs=20 ;; esac
+    trial_prepare
+    start_watch
+    trial_config off
+    for kind in $TRIAL_KINDS; do write_trial_jail "$(trial_jail_of "$kind")" "$kind"; : > "/tmp/bench-$kind.verdict"; : > "/tmp/bench-$kind.healthy"; : > "/tmp/bench-$kind.detect-healthy"; done
+    local before
+    before=$(jails_now)
+    echo "bench: $runs failing trials per kind, checks off, fail2ban running [${before% }]"
+    for i in $(seq 1 "$runs"); do
+        for kind in $TRIAL_KINDS; do
+            jail=$(trial_jail_of "$kind")
+            trial_failing "$kind" "$jail"
+            total=$((total + 1))
+            [ "$trial_ok" = 1 ] || failed=$((failed + 1))
+            [ -z "$trial_verdict_ms" ] || echo "$trial_verdict_ms" >> "/tmp/bench-$kind.verdict"
+            [ -z "$trial_healthy_ms" ] || echo "$trial_healthy_ms" >> "/tmp/bench-$kind.healthy"
+            [ -z "$trial_healthy_ms" ] || [ -z "$trial_detect_ms" ] || echo $((trial_healthy_ms - trial_detect_ms)) >> "/tmp/bench-$kind.detect-healthy"
+            if [ "$(jails_now)" != "$before" ] || ! systemctl is-active --quiet fail2ban; then
+                unhealthy=$((unhealthy + 1))
+                echo "bench: left unhealthy after $kind run $i: [$(jails_now)] $(state_of fail2ban); restarting it"
+                restart_fail2ban
+                until_ok 30 healthy_with "$before"
+                dismiss
+            fi
+        done
+    done
+    for kind in $TRIAL_KINDS; do
+        echo "figure: $kind under systemd, checks off: Try's start to TrialEnded $(median_max < "/tmp/bench-$kind.verdict"); to fail2ban healthy with the jails of before $(median_max < "/tmp/bench-$kind.healthy"); failure detected to healthy $(median_max < "/tmp/bench-$kind.detect-healthy")"
+    done
+    echo "figure: failing trials left unhealthy: $unhealthy of $total; trials with any check failed: $failed of $total"
+    if [ "$unhealthy" = 0 ] && [ "$failed" = 0 ]; then pass "bench: $total failing trials rolled back, none left unhealthy"; else fail "bench: $total failing trials rolled back, none left unhealthy" "$unhealthy unhealthy, $failed failed"; fi
+
+    # Which kinds the checks catch before the server is touched.
+    trial_config on
+    local caught='' inv0 pid0 sum0 out rc
+    for kind in $TRIAL_KINDS; do
+        jail=$(trial_jail_of "$kind")
+        sum0=$(dropin_sum); inv0=$(systemctl show -P InvocationID fail2ban); pid0=$(systemctl show -P MainPID fail2ban)
+        out=$(fail2ban-healthd try "$jail" --timeout 60s 2>&1); rc=$?
+        if [ $rc -eq 2 ] && echo "$out" | grep -q "TryFailed: fail2ban's checks failed for jail $jail" && [ "$(dropin_sum)" = "$sum0" ] &&
+            [ "$(systemctl show -P InvocationID fail2ban)" = "$inv0" ] && [ "$(systemctl show -P MainPID fail2ban)" = "$pid0" ] &&
+            [ "$(fail2ban-healthd check "$jail" --json >/dev/null 2>&1; echo $?)" = 1 ]; then
+            caught="$caught $kind"
+        else
+            echo "bench: $kind not caught: try exit $rc $(echo "$out" | tail -n 2 | tr '\n' ' ')"
+            [ $rc -ne 1 ] || dismiss
+        fi
+    done
+    echo "figure: failure kinds caught by Check before the server is touched:${caught:- none} (of: $TRIAL_KINDS)"
+
+    # False rollbacks: good jails with restarts around their trials.
+    trial_config off
+    local false_rb=0 missed=0 env0=$env_failures hows
+    hows=(restart-before restart-while restart-after restart-at-deadline restart-daemon)
+    for n in $(seq 1 "$runs"); do
+        how=${hows[$(( (n - 1) % ${#hows[@]} ))]}
+        good_trial "$(printf 'g%02d' "$n")" "$how"
+        if [ "$good_kept" != 1 ]; then
+            false_rb=$((false_rb + 1))
+            echo "bench: good trial $n ($how) not kept: $good_why"
+            dismiss
+        fi
+        if [ "$good_signal" != 1 ]; then
+            missed=$((missed + 1))
+            echo "bench: good trial $n ($how): not one TrialEnded(kept) seen by watch: $(grep "\"jail_name\":\"$(printf 'g%02d' "$n")\"" $WATCH_LOG)"
+        fi
+    done
+    echo "figure: false rollbacks of a good jail: $false_rb of $n trials with restarts around them (systemctl restart fail2ban before, during, after, 300 ms before the deadline; systemctl restart fail2ban-healthd during); TrialEnded(kept) not seen once by a watcher: $missed; systemd failed to spawn fail2ban $((env_failures - env0)) times"
+    if [ "$false_rb" = 0 ] && [ "$missed" = 0 ]; then pass "bench: $n good trials with restarts around them all kept"; else fail "bench: $n good trials with restarts around them all kept" "$false_rb not"; fi
+    stop_watch
+}
+
 for phase in "$@"; do
     echo "== phase $phase"
     phase_started=$SECONDS
@@ -922,6 +1377,9 @@ for phase in "$@"; do
         head) upstream_prepare; phase_head; phase_time "head (checks 4 to 7)" ;;
         purge) phase_purge; phase_time "purge" ;;
         purge-custom) phase_purge_custom; phase_time "purge" ;;
+        trial) phase_trial; phase_time "trial" ;;
+        trial-socket) phase_trial_socket; phase_time "trial under socket activation" ;;
+        trial-bench*) phase_trial_bench "${phase#trial-bench:}"; phase_time "trial benchmark" ;;
         *) fail "unknown phase $phase" ;;
     esac
 done

@@ -12,7 +12,9 @@
 #                     in ../shared/upstream (F2BH_E2E_UPSTREAM), run with
 #                     fail2ban.socket (socket activation)
 # F2BH_E2E_ONLY="trixie bookworm" runs only those; F2BH_E2E_SERIAL=1 boots
-# them one after the other.
+# them one after the other. F2BH_E2E_PHASES="trial" runs those phases of
+# tests/systemd/inside.sh in every container instead of its own (bench/trial.sh
+# runs "trial-bench:N" so), F2BH_E2E_TIMEOUT (seconds, 900) bounds each.
 #
 # Root file systems are built with debootstrap from this machine's own
 # apt sources and cached as tarballs under /var/cache/fail2ban-healthd-e2e
@@ -142,9 +144,13 @@ if [ -d "$upstream" ]; then
 fi
 
 phases_of() {
+    if [ -n "${F2BH_E2E_PHASES:-}" ]; then
+        echo "$F2BH_E2E_PHASES"
+        return
+    fi
     case $1 in
-        trixie-upstream) echo "v1.1.1 head purge" ;;
-        *) echo "debian purge-custom" ;;
+        trixie-upstream) echo "v1.1.1 head trial-socket purge" ;;
+        *) echo "debian trial purge-custom" ;;
     esac
 }
 
@@ -172,7 +178,7 @@ ExecStart=/bin/sh -c '/test/inside.sh $(phases_of "$name") >/results/test.log 2>
 ExecStopPost=/bin/sh -c '[ -s /results/journal.log ] || journalctl -b --no-pager -o short-precise >/results/journal.log 2>&1'
 UNIT
     local t0=$SECONDS rc=0
-    timeout 900 systemd-nspawn -q -M "f2bh-$name-$$" -D "$work/root-$suite" \
+    timeout "${F2BH_E2E_TIMEOUT:-900}" systemd-nspawn -q -M "f2bh-$name-$$" -D "$work/root-$suite" \
         --volatile=overlay --register=no --keep-unit --private-network --console=read-only \
         --bind-ro="$work/test:/test" --bind-ro="$work/upstream:/upstream" --bind="$out:/results" \
         --bind-ro="$work/runner-$name.service:/etc/systemd/system/test-runner.service" \
