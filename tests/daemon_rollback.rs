@@ -328,18 +328,7 @@ async fn a_running_rollback_keeps_its_record_and_its_restart_blames_nobody() {
     let bus = PrivateBus::start();
     // The reload waits for the test's word, so that calls land while the
     // rollback runs.
-    let go = server.dir().join("go");
-    let script = server.dir().join("reload.sh");
-    std::fs::write(
-        &script,
-        format!(
-            "while [ ! -e {go} ]; do sleep 0.05; done\nexec {reload}\n",
-            go = go.display(),
-            reload = server.client_command("reload")
-        ),
-    )
-    .unwrap();
-    let reload = format!("/bin/sh {}", script.display());
+    let (reload, go) = server.reload_on_word();
     let d = daemon(&bus, &server, Some(&reload), None).await;
     let (_c, p) = proxy(&bus).await;
     assert!(p.probe().await.unwrap());

@@ -35,13 +35,6 @@ fn dropin(server: &Fail2ban) -> PathBuf {
     server.dir().join("conf/jail.d").join(DROPIN)
 }
 
-/// The words of `fail2ban-client` for this server's release, without `-c`
-/// and `-s`.
-fn client_program(server: &Fail2ban) -> String {
-    let full = server.client_command("");
-    full[..full.find(" -c ").unwrap()].to_owned()
-}
-
 /// The daemon with trials aimed at `server`'s configuration, with the
 /// rollback settings of the other tests.
 async fn daemon(bus: &PrivateBus, server: &Fail2ban, checks: bool, extra: &[&str]) -> Daemon {
@@ -56,7 +49,7 @@ async fn daemon_reloading_with(
     reload: Option<&str>,
     extra: &[&str],
 ) -> Daemon {
-    let client = client_program(server);
+    let client = server.client_program();
     let mut args = vec![
         "--fail2ban-client-command",
         &client,
@@ -551,18 +544,7 @@ async fn try_follows_a_trial_whose_daemon_died_during_the_reload() {
     let state = tempfile::tempdir().unwrap();
     let state_file = state.path().join("state.json");
     // The reload waits for the test's word.
-    let go = server.dir().join("go");
-    let script = server.dir().join("reload.sh");
-    std::fs::write(
-        &script,
-        format!(
-            "while [ ! -e {go} ]; do sleep 0.05; done\nexec {reload}\n",
-            go = go.display(),
-            reload = server.client_command("reload")
-        ),
-    )
-    .unwrap();
-    let reload = format!("/bin/sh {}", script.display());
+    let (reload, go) = server.reload_on_word();
     let extra = ["--state-file", state_file.to_str().unwrap()];
     let mut d = daemon_reloading_with(&bus, &server, false, Some(&reload), &extra).await;
     let (_c, p) = proxy(&bus).await;

@@ -47,39 +47,15 @@ async fn daemon(bus: &PrivateBus, server: &Fail2ban) -> Daemon {
 /// with fail2ban's own client and without the checks, so that a failing
 /// jail reaches the server and the daemon rolls it back by itself.
 async fn trial_daemon(bus: &PrivateBus, server: &Fail2ban) -> Daemon {
-    let dropin = dropin(server);
-    let reload = server.client_command("reload");
     let start = server.client_command("-x start");
-    let full = server.client_command("");
-    let client = &full[..full.find(" -c ").unwrap()];
-    Daemon::start(
-        bus,
-        &server.socket,
-        &[
-            "--probe-interval",
-            "1m",
-            "--crash-window",
-            "60s",
-            "--jail-start-grace",
-            "1s",
-            "--watch-interval",
-            "200ms",
-            "--rollback-timeout",
-            "30s",
-            "--rollback-dropin",
-            dropin.to_str().unwrap(),
-            "--fail2ban-reload-command",
-            &reload,
-            "--fail2ban-start-command",
-            &start,
-            "--fail2ban-client-command",
-            client,
-            "--trial-checks",
-            "false",
-        ],
-        &[],
-    )
-    .await
+    let client = server.client_program();
+    let extra = [
+        "--fail2ban-client-command",
+        &client,
+        "--trial-checks",
+        "false",
+    ];
+    common::bus::rollback_daemon(bus, server, &dropin(server), None, Some(&start), &extra).await
 }
 
 /// A disabled jail as `conf/jail.d/NAME.local`, as an administrator leaves

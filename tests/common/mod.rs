@@ -237,6 +237,30 @@ impl Fail2ban {
         )
     }
 
+    /// The words of `fail2ban-client` for this release, without `-c` and
+    /// `-s` (the daemon's `fail2ban_client_command`).
+    pub fn client_program(&self) -> String {
+        let full = self.client_command("");
+        full[..full.find(" -c ").expect("-c in the client command")].to_owned()
+    }
+
+    /// A reload command that waits until the returned file exists, then
+    /// reloads this server: calls can land while a rollback or a trial's
+    /// reload waits.
+    pub fn reload_on_word(&self) -> (String, PathBuf) {
+        let go = self.dir().join("go");
+        let script = self.dir().join("reload.sh");
+        write(
+            script.clone(),
+            &format!(
+                "while [ ! -e {go} ]; do sleep 0.05; done\nexec {reload}\n",
+                go = go.display(),
+                reload = self.client_command("reload")
+            ),
+        );
+        (format!("/bin/sh {}", script.display()), go)
+    }
+
     /// A command running this release's `fail2ban-server` or
     /// `fail2ban-client`.
     fn program(&self, name: &str) -> Command {
