@@ -348,11 +348,21 @@ async fn restart_unit(
             .map_err(|e| format!("systemd refused to start {name}: {e}"))?;
         wait_job(&mut removed, &job, name, deadline).await?;
     }
+    let before = service.invocation_id().await.unwrap_or_default();
     let job = manager
         .restart_unit(unit, "replace")
         .await
         .map_err(|e| format!("systemd refused to restart {unit}: {e}"))?;
-    wait_job(&mut removed, &job, unit, deadline).await?;
+    if let Err(why) = wait_job(&mut removed, &job, unit, deadline).await {
+        // A job that failed may still end with a new server running: a
+        // fail2ban whose reload stopped every jail may fail its stop, and
+        // the unit's own Restart= starts it again. A new invocation,
+        // active, is what counts; anything else is the job's failure.
+        if !restarted_since(&service, &before, deadline).await {
+            return Err(why);
+        }
+        tracing::warn!(unit, error = %why, "rollback_restart_job_failed_unit_restarted");
+    }
     // A job that is done says the start was queued and began; the states
     // say whether both units are where they should be.
     let mut expected = vec![(unit.to_owned(), service)];
@@ -367,6 +377,22 @@ async fn restart_unit(
         }
     }
     Ok(())
+}
+
+/// Waits until `unit` is active in an invocation other than `before`, or
+/// until `deadline`; whether it is.
+async fn restarted_since(unit: &UnitProxy<'_>, before: &[u8], deadline: Instant) -> bool {
+    loop {
+        let active = unit.active_state().await.is_ok_and(|s| s == "active");
+        let invocation = unit.invocation_id().await.unwrap_or_default();
+        if active && !invocation.is_empty() && invocation != before {
+            return true;
+        }
+        if Instant::now() + Duration::from_millis(100) >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// systemd's manager, subscribed, with the stream of ended jobs opened
