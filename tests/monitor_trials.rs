@@ -424,3 +424,48 @@ mod props {
         }
     }
 }
+
+/// A restart's return is judged against the activation its stop was for:
+/// one registered while the return's jail list settles (a trial started
+/// right after a restart) had no chance to start its jail yet, and is
+/// judged by its own start grace.
+#[test]
+fn a_return_judges_only_the_activation_its_stop_was_for() {
+    let mut s = Sim::with(timing());
+    s.probe(online(&["alpha", "beta"]));
+    s.at(10.0);
+    s.activate("gamma");
+    run(&mut s, 20.0, |_| online(&["alpha", "beta", "gamma"]));
+    // A clean stop (a restart), then the server back.
+    let mut events = run(&mut s, 22.5, |_| Err(OfflineReason::SocketMissing));
+    s.m.handle_input(s.now, Input::ProbeRequested).unwrap();
+    let back = s.elapsed() + 0.001;
+    events.extend(run(&mut s, back, |_| online(&["alpha", "beta", "gamma"])));
+    assert!(
+        events.iter().any(|e| matches!(e, Event::CameOnline { .. })),
+        "{events:?}"
+    );
+    // Before the list has settled, a trial of delta starts.
+    s.m.handle_input(s.now, Input::TrialClaimed { jail: "delta".into() })
+        .unwrap();
+    s.m.handle_input(
+        s.now,
+        Input::TrialStarted {
+            jail: "delta".into(),
+            timeout: secs(10.0),
+            dropin_before: None,
+        },
+    )
+    .unwrap();
+    let started = s.elapsed();
+    // delta runs a second later, after its reload.
+    let events = run(&mut s, 40.0, |t| {
+        if t < started + 1.0 {
+            online(&["alpha", "beta", "gamma"])
+        } else {
+            online(&["alpha", "beta", "delta", "gamma"])
+        }
+    });
+    assert!(s.m.snapshot().pending_recovery.is_none(), "{events:?}");
+    assert_eq!(ended(&events), [("delta".into(), true, 0)]);
+}

@@ -845,8 +845,8 @@ impl Monitor {
         }
         match &self.grace {
             Some(g) if g.came_back => {
-                self.grace = None;
-                self.judge_return(now);
+                let grace = self.grace.take();
+                self.judge_return(now, grace);
             }
             // The old server still answers while it stops.
             Some(_) => {}
@@ -916,22 +916,25 @@ impl Monitor {
     /// and the new stop gets a grace of its own.
     fn stopped_after_return(&mut self, now: Now) {
         if self.grace.as_ref().is_some_and(|g| g.came_back) {
-            self.grace = None;
+            let grace = self.grace.take();
             // A list still settling says nothing yet; the next return is
             // judged instead.
             if self.settle.take().is_none() {
-                self.judge_return(now);
+                self.judge_return(now, grace);
             }
         }
     }
 
     /// A clean stop inside an activation's window: the verdict waits.
     fn open_grace(&mut self, now: Now) {
-        if self.grace.is_none() && self.blamable(now).is_some() {
+        if self.grace.is_none()
+            && let Some(watch) = self.blamable(now)
+        {
             self.grace = Some(Grace {
                 opened: now.mono,
                 until: now.mono + self.timing.restart_grace,
                 came_back: false,
+                activation_at: watch.at,
             });
         }
     }
@@ -963,9 +966,9 @@ impl Monitor {
             _ => now,
         };
         if self.snapshot.online {
-            self.grace = None;
+            let grace = self.grace.take();
             self.settle = None;
-            self.judge_return(now);
+            self.judge_return(now, grace);
         } else {
             self.failure(now, Cause::WentOffline(self.snapshot.offline_reason));
         }
@@ -1090,8 +1093,15 @@ impl Monitor {
     }
 
     /// The verdict on a restart: fail2ban is back, its jails settled.
-    fn judge_return(&mut self, now: Now) {
-        if let Some(watch) = self.watch.clone() {
+    /// An activation registered after the stop is not judged by this
+    /// return: its jail had no chance to start yet, and its own rules (the
+    /// start grace, then the close watch) judge it.
+    fn judge_return(&mut self, now: Now, grace: Option<Grace>) {
+        if let Some(watch) = self
+            .watch
+            .clone()
+            .filter(|w| grace.as_ref().is_none_or(|g| g.activation_at == w.at))
+        {
             self.judge_jails(now, &watch);
         }
     }

@@ -15,6 +15,9 @@ pub(super) struct Grace {
     /// fail2ban answered again since the stop: going down once more before
     /// the verdict is a failure.
     pub came_back: bool,
+    /// The activation it was opened for (its monotonic time): a return
+    /// judges that activation only, never one registered after the stop.
+    pub activation_at: Instant,
 }
 
 /// How long a new server's jail list must hold still, at least, before
