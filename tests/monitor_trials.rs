@@ -446,8 +446,13 @@ fn a_return_judges_only_the_activation_its_stop_was_for() {
         "{events:?}"
     );
     // Before the list has settled, a trial of delta starts.
-    s.m.handle_input(s.now, Input::TrialClaimed { jail: "delta".into() })
-        .unwrap();
+    s.m.handle_input(
+        s.now,
+        Input::TrialClaimed {
+            jail: "delta".into(),
+        },
+    )
+    .unwrap();
     s.m.handle_input(
         s.now,
         Input::TrialStarted {
