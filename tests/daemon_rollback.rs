@@ -5,16 +5,13 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::Fail2ban;
-use common::bus::{Daemon, PrivateBus, client, get, proxy};
-use fail2ban_healthd::bus::proxy::Health1Proxy;
+use common::bus::{Daemon, PrivateBus, client, get, proxy, record_when};
 use fail2ban_healthd::daemon::rollback::MARKER;
 use nix::sys::signal::Signal;
-use zbus::OwnedVariant;
 
 const DROPIN: &str = "zz-fail2ban-healthd-rollback.local";
 
@@ -31,25 +28,6 @@ async fn daemon(
     start: Option<&str>,
 ) -> Daemon {
     common::bus::rollback_daemon(bus, server, &dropin(server), reload, start, &[]).await
-}
-
-async fn record_when(
-    p: &Health1Proxy<'_>,
-    what: &str,
-    cond: impl Fn(&HashMap<String, OwnedVariant>) -> bool,
-) -> HashMap<String, OwnedVariant> {
-    let start = Instant::now();
-    loop {
-        let r = p.pending_recovery().await.unwrap();
-        if cond(&r) {
-            return r;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "timed out waiting for {what}: {r:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 fn error_name(e: &zbus::Error) -> String {

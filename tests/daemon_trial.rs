@@ -466,18 +466,10 @@ async fn a_trial_survives_a_sigkill_of_the_daemon() {
     common::wait_until(Duration::from_secs(60), "the drop-in restored", || {
         std::fs::read_to_string(dropin(&server)).is_ok_and(|t| t == kept)
     });
-    let rolled_back = async {
-        loop {
-            let r = p.pending_recovery().await.unwrap();
-            if field::<bool>(&r, "RolledBack") == Some(true) {
-                return r;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    };
-    let r = tokio::time::timeout(Duration::from_secs(60), rolled_back)
-        .await
-        .expect("the record shows the rollback");
+    let r = common::bus::record_when(&p, "the record rolled back", |r| {
+        field::<bool>(r, "RolledBack") == Some(true)
+    })
+    .await;
     assert_eq!(field::<String>(&r, "JailName").as_deref(), Some("bad"));
     assert_eq!(field::<u64>(&r, "ActivatedAt"), Some(at));
     assert_eq!(

@@ -340,19 +340,12 @@ async fn record_when(
     what: &str,
     cond: impl Fn(&HashMap<String, OwnedVariant>) -> bool,
 ) -> HashMap<String, OwnedVariant> {
-    let start = Instant::now();
-    loop {
-        let r = p.pending_recovery().await.unwrap();
-        if cond(&r) {
-            return r;
-        }
-        assert!(
-            start.elapsed() < LIMIT,
-            "timed out waiting for {what}: {r:?}; the applet's log:\n{}",
-            applet.map(Applet::log_text).unwrap_or_default()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let explain = || {
+        applet
+            .map(|a| format!("; the applet's log:\n{}", a.log_text()))
+            .unwrap_or_default()
+    };
+    common::bus::record_when_explained(p, what, explain, cond).await
 }
 
 /// SIGKILLs the server that runs now, whoever started it (the test, or

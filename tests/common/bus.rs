@@ -531,3 +531,35 @@ pub fn client(bus: &PrivateBus, as_nobody: bool, args: &[&str]) -> std::process:
         .output()
         .unwrap()
 }
+
+/// Polls `PendingRecovery` until `cond` holds, for at most 40 s; the
+/// panic names `what` and adds `explain()` (an applet's log, say).
+pub async fn record_when_explained(
+    p: &Health1Proxy<'_>,
+    what: &str,
+    explain: impl Fn() -> String,
+    cond: impl Fn(&HashMap<String, zbus::OwnedVariant>) -> bool,
+) -> HashMap<String, zbus::OwnedVariant> {
+    let start = Instant::now();
+    loop {
+        let r = p.pending_recovery().await.unwrap();
+        if cond(&r) {
+            return r;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(40),
+            "timed out waiting for {what}: {r:?}{}",
+            explain()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// [`record_when_explained`] without more to say.
+pub async fn record_when(
+    p: &Health1Proxy<'_>,
+    what: &str,
+    cond: impl Fn(&HashMap<String, zbus::OwnedVariant>) -> bool,
+) -> HashMap<String, zbus::OwnedVariant> {
+    record_when_explained(p, what, String::new, cond).await
+}
