@@ -16,6 +16,7 @@ use futures_util::StreamExt as _;
 use serde_json::{Value, json};
 use zbus::{OwnedVariant, Variant};
 
+pub mod table;
 pub mod trial;
 
 use crate::bus::proxy::Health1Proxy;
@@ -447,7 +448,7 @@ fn status_text(s: &Status) -> String {
     );
     if !s.jails.is_empty() {
         out.push('\n');
-        out.push_str(&crate::cli::jail_rows(&s.jails));
+        out.push_str(&table::jail_rows(&s.jails));
     }
     out
 }

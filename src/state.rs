@@ -303,7 +303,7 @@ fn check_jails(what: &str, names: &[String]) -> Result<(), String> {
             names.len()
         ));
     }
-    match names.iter().find(|n| !crate::bus::valid_jail_name(n)) {
+    match names.iter().find(|n| !crate::health::valid_jail_name(n)) {
         Some(bad) => Err(format!(
             "{what} holds an invalid jail name {:?}",
             crate::text::clean(bad, 64)

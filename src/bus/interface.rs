@@ -14,8 +14,9 @@ use zbus::{Connection, OwnedVariant};
 
 use super::auth::{Authorizer, Right};
 use super::error::HealthError;
-use super::{valid_jail_name, values};
+use super::values;
 use crate::daemon::{Handle, rollback, trial};
+use crate::health::valid_jail_name;
 use crate::monitor::Refusal;
 
 /// Values fixed for the daemon's lifetime.

@@ -17,11 +17,11 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::publish::Job;
 use super::{Command, notify};
-use crate::cli::error_chain;
 use crate::config::Config;
 use crate::fail2ban::{self, Prober};
 use crate::health::ServerStatus;
 use crate::monitor::{Activation, Event, Input, Monitor, Now, Refusal, Snapshot, UnitState};
+use crate::text::error_chain;
 
 /// What the owner task is given.
 pub struct Parts {

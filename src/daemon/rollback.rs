@@ -25,8 +25,8 @@ use tokio::time::Instant;
 use zbus::Connection;
 
 use super::Handle;
-use crate::bus::valid_jail_name;
 use crate::config;
+use crate::health::valid_jail_name;
 use crate::monitor::Activation;
 use crate::systemd::{ManagerProxy, UnitProxy, activating_socket};
 

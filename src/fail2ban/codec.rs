@@ -383,9 +383,9 @@ pub fn parse_version(value: &Value) -> Result<String, CodecError> {
 }
 
 /// A jail name from fail2ban, checked against the contract's rule
-/// ([`crate::bus::valid_jail_name`]).
+/// ([`crate::health::valid_jail_name`]).
 fn jail_name(name: &str, context: &str) -> Result<String, CodecError> {
-    if crate::bus::valid_jail_name(name) {
+    if crate::health::valid_jail_name(name) {
         Ok(name.to_owned())
     } else {
         Err(CodecError::UnexpectedShape(format!(
