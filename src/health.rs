@@ -128,22 +128,6 @@ pub struct ServerStatus {
     pub jails: Vec<JailStats>,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn codes_round_trip_and_match_the_contract() {
-        for (i, reason) in OfflineReason::ALL.into_iter().enumerate() {
-            assert_eq!(reason.code() as usize, i);
-            assert_eq!(OfflineReason::from_code(reason.code()), Some(reason));
-        }
-        assert_eq!(OfflineReason::from_code(12), None);
-        assert_eq!(OfflineReason::SocketFailed.code(), 11);
-        assert_eq!(OfflineReason::ConnectionLost.code(), 8);
-    }
-}
-
 /// Checks a jail name as the contract says: 1 to 128 bytes of
 /// `A-Z a-z 0-9 . _ @ + -`, not starting with `.` or `-`.
 pub fn valid_jail_name(name: &str) -> bool {
@@ -158,6 +142,17 @@ pub fn valid_jail_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn codes_round_trip_and_match_the_contract() {
+        for (i, reason) in OfflineReason::ALL.into_iter().enumerate() {
+            assert_eq!(reason.code() as usize, i);
+            assert_eq!(OfflineReason::from_code(reason.code()), Some(reason));
+        }
+        assert_eq!(OfflineReason::from_code(12), None);
+        assert_eq!(OfflineReason::SocketFailed.code(), 11);
+        assert_eq!(OfflineReason::ConnectionLost.code(), 8);
+    }
 
     #[test]
     fn jail_names_follow_the_contract() {
