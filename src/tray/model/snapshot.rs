@@ -6,8 +6,9 @@ use std::collections::HashMap;
 
 use zbus::{OwnedVariant, Variant};
 
-use super::words::{clean, list, reason_words};
 use fail2ban_healthd::health::OfflineReason;
+
+use super::words::{clean, list, reason_words};
 
 /// The recovery record, as `PendingRecovery` carries it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
