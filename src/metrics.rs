@@ -44,54 +44,72 @@ fn per_jail(
 /// The metrics for `s`; `probe_duration` is how long the latest probe took.
 pub fn render(s: &Snapshot, probe_duration: Option<Duration>) -> String {
     let mut out = String::with_capacity(1024 + 200 * s.jails.len());
+    server(&mut out, s);
+    jail_counters(&mut out, &s.jails);
+    offline_reason(&mut out, s);
+    pending_recovery(&mut out, s);
+    probe_timing(&mut out, s, probe_duration);
+    out
+}
+
+/// Whether fail2ban answers, and how many jails it runs.
+fn server(out: &mut String, s: &Snapshot) {
     header(
-        &mut out,
+        out,
         "fail2ban_up",
         "gauge",
         "Whether fail2ban answered the latest probe.",
     );
     let _ = writeln!(out, "fail2ban_up {}", u8::from(s.online));
     header(
-        &mut out,
+        out,
         "fail2ban_jails",
         "gauge",
         "Number of jails fail2ban reports.",
     );
     let _ = writeln!(out, "fail2ban_jails {}", s.jails.len());
+}
+
+/// Each jail's failure and ban counters, as fail2ban reports them.
+fn jail_counters(out: &mut String, jails: &[JailStats]) {
     per_jail(
-        &mut out,
-        &s.jails,
+        out,
+        jails,
         "fail2ban_jail_failed_current",
         "gauge",
         "Addresses with failures inside the jail's find time.",
         |j| j.currently_failed,
     );
     per_jail(
-        &mut out,
-        &s.jails,
+        out,
+        jails,
         "fail2ban_jail_failed_total",
         "counter",
         "Failures seen since the jail started.",
         |j| j.total_failed,
     );
     per_jail(
-        &mut out,
-        &s.jails,
+        out,
+        jails,
         "fail2ban_jail_banned_current",
         "gauge",
         "Addresses banned right now.",
         |j| j.currently_banned,
     );
     per_jail(
-        &mut out,
-        &s.jails,
+        out,
+        jails,
         "fail2ban_jail_banned_total",
         "counter",
         "Bans since the jail started.",
         |j| j.total_banned,
     );
+}
+
+/// The daemon's `OfflineReason`.
+fn offline_reason(out: &mut String, s: &Snapshot) {
     header(
-        &mut out,
+        out,
         "fail2ban_healthd_offline_reason",
         "gauge",
         "Why fail2ban is offline, as the D-Bus OfflineReason (0 while online).",
@@ -101,8 +119,12 @@ pub fn render(s: &Snapshot, probe_duration: Option<Duration>) -> String {
         "fail2ban_healthd_offline_reason {}",
         s.offline_reason.code()
     );
+}
+
+/// Whether a failure attributed to an activation has not cleared.
+fn pending_recovery(out: &mut String, s: &Snapshot) {
     header(
-        &mut out,
+        out,
         "fail2ban_healthd_pending_recovery",
         "gauge",
         "1 while a failure attributed to an activation (label jail) has not cleared.",
@@ -119,8 +141,12 @@ pub fn render(s: &Snapshot, probe_duration: Option<Duration>) -> String {
         label(jail),
         u8::from(pending)
     );
+}
+
+/// How long the latest probe took, and when it finished.
+fn probe_timing(out: &mut String, s: &Snapshot, probe_duration: Option<Duration>) {
     header(
-        &mut out,
+        out,
         "fail2ban_healthd_probe_duration_seconds",
         "gauge",
         "How long the latest probe took.",
@@ -131,7 +157,7 @@ pub fn render(s: &Snapshot, probe_duration: Option<Duration>) -> String {
         probe_duration.unwrap_or_default().as_secs_f64()
     );
     header(
-        &mut out,
+        out,
         "fail2ban_healthd_last_probe_timestamp_seconds",
         "gauge",
         "When the latest probe finished, in seconds since the Unix epoch.",
@@ -140,7 +166,6 @@ pub fn render(s: &Snapshot, probe_duration: Option<Duration>) -> String {
         .last_probe
         .map_or(0.0, |t| t.timestamp_micros() as f64 / 1e6);
     let _ = writeln!(out, "fail2ban_healthd_last_probe_timestamp_seconds {last}");
-    out
 }
 
 #[cfg(test)]

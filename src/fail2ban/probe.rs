@@ -205,87 +205,105 @@ impl Prober {
 
     /// One attempt on `conn`; `None` when the server changed under a
     /// speculative request and the attempt must be repeated.
-    async fn attempt(&mut self, mut conn: Connection) -> Result<Option<ServerStatus>, Error> {
+    async fn attempt(&mut self, conn: Connection) -> Result<Option<ServerStatus>, Error> {
+        // Taken out, so that an attempt that fails for any reason leaves
+        // the prober to learn afresh; each path puts back what it learned.
         match std::mem::replace(&mut self.capability, Capability::Unknown) {
-            Capability::Stats => {
-                // One write, one round trip: version and stats.
-                let mut replies = self
-                    .finish(conn, &[&["version"], &["stats"]])
-                    .await?
-                    .into_iter();
-                let version = codec::parse_version(&expect_ok(replies.next())?)?;
-                match replies.next() {
-                    Some(Reply::Ok(value)) => {
-                        let jails = codec::parse_stats(&value)?;
-                        self.capability = Capability::Stats;
-                        Ok(Some(ServerStatus { version, jails }))
-                    }
-                    // `stats` went away (a downgrade): learn afresh.
-                    Some(Reply::Failed(_)) => Ok(None),
-                    None => Err(missing_reply()),
-                }
+            Capability::Stats => self.attempt_with_stats(conn).await,
+            Capability::NoStats { version, jails } => {
+                self.attempt_without_stats(conn, &version, &jails).await
             }
-            Capability::NoStats {
-                version: known,
-                jails: expected,
-            } => {
-                // One write: version, jail list, and the counters of the
-                // jails that ran last time.
-                let status_requests: Vec<[&str; 3]> = expected
-                    .iter()
-                    .map(|n| ["status", n.as_str(), "short"])
-                    .collect();
-                let mut requests: Vec<&[&str]> = vec![&["version"], &["status"]];
-                requests.extend(status_requests.iter().map(|r| &r[..]));
-                let mut replies = self.finish(conn, &requests).await?.into_iter();
-                let version = codec::parse_version(&expect_ok(replies.next())?)?;
-                let names = codec::parse_jail_list(&expect_ok(replies.next())?)?;
-                if version != known {
-                    return Ok(None);
-                }
-                if names.iter().any(|n| !expected.contains(n)) {
-                    // A jail started since: ask for it too, next attempt.
-                    self.capability = Capability::NoStats {
-                        version,
-                        jails: names,
-                    };
-                    return Ok(None);
-                }
-                let mut jails = Vec::with_capacity(names.len());
-                for (name, reply) in expected.iter().zip(replies) {
-                    if let (true, Reply::Ok(value)) = (names.contains(name), reply) {
-                        jails.push(codec::parse_jail_status(name, &value)?);
-                    }
-                }
-                jails.sort_by(|a, b| a.name.cmp(&b.name));
-                self.remember_without_stats(&version, &jails);
+            Capability::Unknown => self.attempt_learning(conn).await.map(Some),
+        }
+    }
+
+    /// The server answered `stats` last time: one write, one round trip,
+    /// version and stats.
+    async fn attempt_with_stats(
+        &mut self,
+        conn: Connection,
+    ) -> Result<Option<ServerStatus>, Error> {
+        let mut replies = self
+            .finish(conn, &[&["version"], &["stats"]])
+            .await?
+            .into_iter();
+        let version = codec::parse_version(&expect_ok(replies.next())?)?;
+        match replies.next() {
+            Some(Reply::Ok(value)) => {
+                let jails = codec::parse_stats(&value)?;
+                self.capability = Capability::Stats;
                 Ok(Some(ServerStatus { version, jails }))
             }
-            Capability::Unknown => {
-                let mut replies = conn
-                    .pipeline(&[&["version"], &["stats"]])
-                    .await?
-                    .into_iter();
-                let version = codec::parse_version(&expect_ok(replies.next())?)?;
-                let jails = match replies.next() {
-                    Some(Reply::Ok(value)) => {
-                        let jails = codec::parse_stats(&value)?;
-                        self.finish(conn, &[]).await?;
-                        self.capability = Capability::Stats;
-                        jails
-                    }
-                    // fail2ban 1.0 does not know `stats`.
-                    Some(Reply::Failed(_)) => {
-                        let names = codec::parse_jail_list(&conn.request(&["status"]).await?)?;
-                        let jails = self.jails_one_by_one(conn, &names).await?;
-                        self.remember_without_stats(&version, &jails);
-                        jails
-                    }
-                    None => return Err(missing_reply()),
-                };
-                Ok(Some(ServerStatus { version, jails }))
+            // `stats` went away (a downgrade): learn afresh.
+            Some(Reply::Failed(_)) => Ok(None),
+            None => Err(missing_reply()),
+        }
+    }
+
+    /// Version `known` lacks `stats`: one write asks the version, the jail
+    /// list, and the counters of the jails that ran last time (`expected`).
+    async fn attempt_without_stats(
+        &mut self,
+        conn: Connection,
+        known: &str,
+        expected: &[String],
+    ) -> Result<Option<ServerStatus>, Error> {
+        let status_requests: Vec<[&str; 3]> = expected
+            .iter()
+            .map(|n| ["status", n.as_str(), "short"])
+            .collect();
+        let mut requests: Vec<&[&str]> = vec![&["version"], &["status"]];
+        requests.extend(status_requests.iter().map(|r| &r[..]));
+        let mut replies = self.finish(conn, &requests).await?.into_iter();
+        let version = codec::parse_version(&expect_ok(replies.next())?)?;
+        let names = codec::parse_jail_list(&expect_ok(replies.next())?)?;
+        if version != known {
+            return Ok(None);
+        }
+        if names.iter().any(|n| !expected.contains(n)) {
+            // A jail started since: ask for it too, next attempt.
+            self.capability = Capability::NoStats {
+                version,
+                jails: names,
+            };
+            return Ok(None);
+        }
+        let mut jails = Vec::with_capacity(names.len());
+        for (name, reply) in expected.iter().zip(replies) {
+            if let (true, Reply::Ok(value)) = (names.contains(name), reply) {
+                jails.push(codec::parse_jail_status(name, &value)?);
             }
         }
+        jails.sort_by(|a, b| a.name.cmp(&b.name));
+        self.remember_without_stats(&version, &jails);
+        Ok(Some(ServerStatus { version, jails }))
+    }
+
+    /// Nothing known yet: asks `version` and `stats`, and on fail2ban 1.0,
+    /// which does not know `stats`, the jail list and each jail's counters.
+    async fn attempt_learning(&mut self, mut conn: Connection) -> Result<ServerStatus, Error> {
+        let mut replies = conn
+            .pipeline(&[&["version"], &["stats"]])
+            .await?
+            .into_iter();
+        let version = codec::parse_version(&expect_ok(replies.next())?)?;
+        let jails = match replies.next() {
+            Some(Reply::Ok(value)) => {
+                let jails = codec::parse_stats(&value)?;
+                self.finish(conn, &[]).await?;
+                self.capability = Capability::Stats;
+                jails
+            }
+            // fail2ban 1.0 does not know `stats`.
+            Some(Reply::Failed(_)) => {
+                let names = codec::parse_jail_list(&conn.request(&["status"]).await?)?;
+                let jails = self.jails_one_by_one(conn, &names).await?;
+                self.remember_without_stats(&version, &jails);
+                jails
+            }
+            None => return Err(missing_reply()),
+        };
+        Ok(ServerStatus { version, jails })
     }
 
     fn remember_without_stats(&mut self, version: &str, jails: &[JailStats]) {

@@ -400,18 +400,26 @@ fail2ban.client.fail2bancmdline.ServerExecutionException: ERROR: test configurat
                 "jail nosuch is not in fail2ban's configuration (no [nosuch] section outside /etc/fail2ban/jail.d/zz.local)"
             ]
         );
-        // Not enabled by the drop-in text: not in the dump.
-        let c = Compiled {
+    }
+
+    /// A jail the drop-in names but that fail2ban skips for an error in
+    /// its configuration: it is not in the dump.
+    fn skipped() -> Compiled {
+        Compiled {
             in_dump: false,
             config_errors: vec!["Jail 'alpha' skipped, because of wrong configuration: x".into()],
             ..compiled()
-        };
+        }
+    }
+
+    #[test]
+    fn a_jail_missing_from_the_dump_would_not_start_and_says_why() {
         let r = assemble(
             "alpha",
             Path::new(DROPIN),
             &passed(),
             &dumped(),
-            &c,
+            &skipped(),
             &paths(),
         );
         assert!(!r.ok);
@@ -422,13 +430,23 @@ fail2ban.client.fail2bancmdline.ServerExecutionException: ERROR: test configurat
                 "Jail 'alpha' skipped, because of wrong configuration: x"
             ]
         );
-        // Skipped for a reason the configuration test gave.
+    }
+
+    #[test]
+    fn a_jail_skipped_for_a_reason_the_configuration_test_gave_is_not_compiled() {
         let test = TestOutcome {
             passed: false,
             code: 255,
             lines: vec!["ERROR: Unable to read the filter 'nofilter'".into()],
         };
-        let r = assemble("alpha", Path::new(DROPIN), &test, &dumped(), &c, &paths());
+        let r = assemble(
+            "alpha",
+            Path::new(DROPIN),
+            &test,
+            &dumped(),
+            &skipped(),
+            &paths(),
+        );
         assert!(!r.ok);
         assert_eq!(
             r.messages,
@@ -438,7 +456,10 @@ fail2ban.client.fail2bancmdline.ServerExecutionException: ERROR: test configurat
                 "regexes of jail alpha not compiled: fail2ban skips the jail"
             ]
         );
-        // `-d` itself failed.
+    }
+
+    #[test]
+    fn a_failed_dump_leaves_the_regexes_not_compiled_with_its_words() {
         let dump = DumpOutcome {
             code: 255,
             filtered: String::new(),
