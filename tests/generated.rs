@@ -289,3 +289,67 @@ fn the_man_pages_pass_mans_checks() {
         }
     }
 }
+
+/// The flags of `run` keep the names that units, scripts and tests use,
+/// and each fills its setting.
+#[test]
+fn the_run_flags_keep_their_names_and_fill_their_settings() {
+    let run = command().find_subcommand("run").cloned().unwrap();
+    let mut flags: Vec<&str> = run.get_arguments().filter_map(|a| a.get_long()).collect();
+    flags.sort_unstable();
+    let mut expected = vec![
+        "config",
+        "socket",
+        "probe-interval",
+        "probe-timeout",
+        "crash-window",
+        "jail-start-grace",
+        "watch-interval",
+        "restart-grace",
+        "manage-group",
+        "rollback-group",
+        "state-file",
+        "fail2ban-unit",
+        "instant-detection",
+        "bus",
+        "bus-address",
+        "log",
+        "log-level",
+        "rollback-dropin",
+        "fail2ban-reload-command",
+        "fail2ban-start-command",
+        "rollback-timeout",
+        "fail2ban-client-command",
+        "trial-checks",
+        "metrics-file",
+        "help",
+        "version",
+    ];
+    expected.sort_unstable();
+    assert_eq!(flags, expected);
+
+    let cli = <Cli as clap::Parser>::try_parse_from([
+        BIN,
+        "run",
+        "--config",
+        "/tmp/c.toml",
+        "--instant-detection",
+        "false",
+        "--fail2ban-unit",
+        "",
+        "--probe-interval",
+        "10s",
+    ])
+    .unwrap();
+    let fail2ban_healthd::cli::Command::Run(run) = cli.command else {
+        panic!("not run");
+    };
+    assert_eq!(run.config.as_deref(), Some(Path::new("/tmp/c.toml")));
+    assert_eq!(run.settings.instant_detection, Some(false));
+    assert_eq!(run.settings.fail2ban_unit.as_deref(), Some(""));
+    assert_eq!(run.settings.probe_interval.as_deref(), Some("10s"));
+    assert_eq!(run.settings.socket, None);
+    let err = <Cli as clap::Parser>::try_parse_from([BIN, "run", "--instant-detection", "yes"])
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 2);
+}
