@@ -10,7 +10,7 @@ use std::process::Command;
 use clap::CommandFactory;
 use clap_complete::Shell;
 use fail2ban_healthd::cli::Cli;
-use fail2ban_healthd::config::{SETTINGS, docs};
+use fail2ban_healthd::config::{DEFAULT_PATH, SETTINGS, docs};
 
 const BIN: &str = "fail2ban-healthd";
 const BLESS: &str = "F2BH_BLESS";
@@ -122,15 +122,25 @@ fn command_man_page() -> String {
         out += &section(&page, clap_mangen::Man::render_description_section, false);
         out += &section(&page, clap_mangen::Man::render_options_section, false);
     }
-    out += ".SH FILES\n\
-            .TP\n/etc/fail2ban\\-healthd/config.toml\n\
-            The daemon's configuration, read by \\fBrun\\fR when it exists; see \
-            \\fBfail2ban\\-healthd.toml\\fR(5).\n\
-            .TP\n/var/lib/fail2ban\\-healthd/state.json\n\
-            Activations and the recovery record, kept across restarts (under systemd, \
-            in \\fB$STATE_DIRECTORY\\fR).\n\
-            .TP\n/etc/fail2ban/jail.d/zz\\-fail2ban\\-healthd\\-rollback.local\n\
-            The drop-in a rollback writes (\\fBrollback_dropin\\fR).\n";
+    // The paths are the defined defaults (state_file's without systemd).
+    let path = |key: &str| {
+        let s = SETTINGS.iter().find(|s| s.key == key).unwrap();
+        s.default.toml().as_str().unwrap().replace('-', "\\-")
+    };
+    out += &format!(
+        ".SH FILES\n\
+         .TP\n{}\n\
+         The daemon's configuration, read by \\fBrun\\fR when it exists; see \
+         \\fBfail2ban\\-healthd.toml\\fR(5).\n\
+         .TP\n{}\n\
+         Activations and the recovery record, kept across restarts \
+         (\\fBstate_file\\fR; under systemd, in \\fB$STATE_DIRECTORY\\fR).\n\
+         .TP\n{}\n\
+         The drop-in a rollback writes (\\fBrollback_dropin\\fR).\n",
+        DEFAULT_PATH.replace('-', "\\-"),
+        path("state_file"),
+        path("rollback_dropin"),
+    );
     out += ".SH \"SEE ALSO\"\n\\fBfail2ban\\-healthd.toml\\fR(5), \\fBfail2ban\\-client\\fR(1), \
             \\fBfail2ban\\-server\\fR(1), \\fBbusctl\\fR(1), \\fBsystemd.service\\fR(5)\n";
     out
