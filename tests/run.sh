@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian 12 or later: installs what the
 # tests need (a real fail2ban-server, dbus-daemon, busctl, dbus-send,
-# util-linux's setpriv and prlimit, make, python3, and for the tray applet
+# util-linux's setpriv and prlimit, make, python3, man-db, and for the tray applet
 # Xvfb, xfce4-panel, ImageMagick and python3-dbusmock), runs every cargo test,
 # then the end-to-end test under a real systemd (tests/systemd/run.sh,
 # which installs systemd-container, debootstrap, dpkg-dev and cargo-deb).
@@ -21,6 +21,8 @@ if ! command -v cargo >/dev/null; then
 fi
 
 packages=(fail2ban dbus-daemon dbus-bin systemd util-linux python3 make
+    # man and lexgrog check the generated manual pages.
+    man-db
     # The tray applet's desktop: X server, panel (StatusNotifierItem host),
     # screenshots, notification and polkit mocks, .desktop file checks.
     xvfb xfce4-panel imagemagick x11-utils python3-dbusmock desktop-file-utils)
@@ -36,7 +38,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 # The Debian package starts a system fail2ban where it can; the tests run
 # their own private servers and need none.
-for tool in fail2ban-server fail2ban-client dbus-daemon dbus-send busctl setpriv prlimit python3 make \
+for tool in fail2ban-server fail2ban-client dbus-daemon dbus-send busctl setpriv prlimit python3 make man lexgrog \
     Xvfb xfce4-panel import convert desktop-file-validate; do
     command -v "$tool" >/dev/null || { echo "tests/run.sh: $tool still missing" >&2; exit 1; }
 done
