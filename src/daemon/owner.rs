@@ -10,8 +10,13 @@
 //!
 //! [`run`] is a short `select!` loop; each of its arms is one method of
 //! [`Owner`], and [`Owner::after_step`] follows the monitor's call order
-//! (see [`crate::monitor`]) after every one of them. Here "watch" means
-//! only a `tokio::sync::watch` channel (snapshots, memory, metrics, stop).
+//! (see [`crate::monitor`]) after every one of them.
+//!
+//! Words: "watch" is a `tokio::sync::watch` channel (snapshots, memory,
+//! metrics, stop); the socket file's appearance comes from `SocketWatch`
+//! (named by its own module) as `socket_file`; the watchdog is systemd's.
+//! An *action* is what the monitor asks this task to do, an *event* what
+//! it announces.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -20,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
 
 use super::metrics::Sample;
 use super::publish::Job;
@@ -91,23 +97,7 @@ pub async fn run(parts: Parts, mut stop: watch::Receiver<bool>) {
         publish,
         rollbacks,
     } = parts;
-    let (memory_tx, memory_rx) = watch::channel(Arc::new(monitor.memory()));
-    let persister = tokio::spawn(super::persist::run(config.state_file.clone(), memory_rx));
-    let (metrics_tx, metrics_rx) = watch::channel(None);
-    let metrics = config
-        .metrics_file
-        .clone()
-        .map(|path| tokio::spawn(super::metrics::run(path, metrics_rx)));
-    let published = snapshot.borrow().clone();
-    let outlets = Outlets {
-        status_line: notify::status_line(&published),
-        published,
-        snapshot,
-        publish,
-        rollbacks,
-        memory: memory_tx,
-        metrics: metrics.is_some().then_some(metrics_tx),
-    };
+    let (outlets, writers) = Outlets::open(&config, &monitor, snapshot, publish, rollbacks);
     let mut owner = Owner::new(&config, monitor, outlets);
     let mut socket_file = SocketWatch::new(&config.probe.socket, config.instant_detection);
     let watchdog = notify::watchdog_period();
@@ -116,10 +106,7 @@ pub async fn run(parts: Parts, mut stop: watch::Receiver<bool>) {
     owner.start(&config, &mut unit_states).await;
     loop {
         owner.after_step();
-        let deadline = owner
-            .monitor
-            .poll_timeout()
-            .map(tokio::time::Instant::from_std);
+        let deadline = owner.deadline();
         tokio::select! {
             biased;
             _ = stop.changed() => break,
@@ -132,16 +119,32 @@ pub async fn run(parts: Parts, mut stop: watch::Receiver<bool>) {
             () = socket_file.appeared() => owner.socket_appeared(),
             // Time and the watchdog come before callers: no flood of method
             // calls can starve them.
-            () = sleep_until(deadline), if deadline.is_some() => owner.monitor.handle_timeout(now()),
+            () = sleep_until(deadline), if deadline.is_some() => owner.timeout(),
             _ = ticker.tick(), if watchdog.is_some() => notify::watchdog(),
             Some(state) = unit_states.recv() => owner.unit_changed(state),
             Some(command) = commands.recv() => owner.command(command),
         }
     }
     owner.shut_down().await;
-    let _ = persister.await;
-    if let Some(task) = metrics {
-        let _ = task.await;
+    writers.finish().await;
+}
+
+/// The tasks that write files from what the owner sends them.
+struct Writers {
+    /// Writes the state file.
+    persister: JoinHandle<()>,
+    /// Writes the metrics file, when one is configured.
+    metrics: Option<JoinHandle<()>>,
+}
+
+impl Writers {
+    /// Waits for both to write their last, once the owner has closed its
+    /// outlets.
+    async fn finish(self) {
+        let _ = self.persister.await;
+        if let Some(task) = self.metrics {
+            let _ = task.await;
+        }
     }
 }
 
@@ -195,6 +198,40 @@ struct Outlets {
     metrics: Option<watch::Sender<Sample>>,
 }
 
+impl Outlets {
+    /// The outlets, with the persister and the metrics task started.
+    fn open(
+        config: &Config,
+        monitor: &Monitor,
+        snapshot: watch::Sender<Arc<Snapshot>>,
+        publish: mpsc::UnboundedSender<Job>,
+        rollbacks: mpsc::UnboundedSender<RollbackDue>,
+    ) -> (Self, Writers) {
+        let (memory, memory_rx) = watch::channel(Arc::new(monitor.memory()));
+        let persister = tokio::spawn(super::persist::run(config.state_file.clone(), memory_rx));
+        let (metrics, metrics_rx) = watch::channel(None);
+        let metrics_task = config
+            .metrics_file
+            .clone()
+            .map(|path| tokio::spawn(super::metrics::run(path, metrics_rx)));
+        let published = snapshot.borrow().clone();
+        let outlets = Self {
+            status_line: notify::status_line(&published),
+            published,
+            snapshot,
+            publish,
+            rollbacks,
+            memory,
+            metrics: metrics_task.is_some().then_some(metrics),
+        };
+        let writers = Writers {
+            persister,
+            metrics: metrics_task,
+        };
+        (outlets, writers)
+    }
+}
+
 impl Owner {
     fn new(config: &Config, monitor: Monitor, out: Outlets) -> Self {
         let prober = if config.instant_detection {
@@ -239,6 +276,18 @@ impl Owner {
                 .handle_input(now(), Input::UnitChanged(state))
                 .ok();
         }
+        self.monitor.handle_timeout(now());
+    }
+
+    /// When the monitor next wants [`Monitor::handle_timeout`].
+    fn deadline(&self) -> Option<tokio::time::Instant> {
+        self.monitor
+            .poll_timeout()
+            .map(tokio::time::Instant::from_std)
+    }
+
+    /// The monitor's deadline has come.
+    fn timeout(&mut self) {
         self.monitor.handle_timeout(now());
     }
 

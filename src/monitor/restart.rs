@@ -145,14 +145,11 @@ impl Monitor {
         // jail): the grace counts from when the stop is over, and systemd
         // bounds the stop itself.
         let grace = self.timing.restart_grace;
+        let stopping = self.unit_stopping();
         if let Some(g) = self
             .grace
             .as_mut()
-            .filter(|g| now.mono < g.opened + MAX_STOP_WAIT)
-            && self
-                .unit
-                .as_ref()
-                .is_some_and(|u| u.active_state == "deactivating")
+            .filter(|g| stopping && now.mono < g.opened + MAX_STOP_WAIT)
         {
             g.until = now.mono + grace.max(Duration::from_secs(1));
             return;
