@@ -30,7 +30,7 @@ pub struct Timing {
     /// Time between the end of one probe and the start of the next.
     pub probe_interval: Duration,
     /// How long after an activation a failure is attributed to it: the
-    /// length of an [activation window](super::window).
+    /// length of its activation window.
     pub crash_window: Duration,
     /// How long a newly activated jail may take to appear.
     pub jail_start_grace: Duration,
