@@ -57,7 +57,8 @@ pub struct Parts {
     pub rollbacks: mpsc::UnboundedSender<RollbackDue>,
 }
 
-/// A rollback the monitor asked for: a trial's.
+/// A rollback the monitor asked for ([`Action::RollBackTrial`]): a
+/// trial's, run by the rollback task.
 #[derive(Debug)]
 pub struct RollbackDue {
     /// The trial's activation.

@@ -120,3 +120,42 @@ impl Monitor {
             .filter(|w| !w.spent && w.covers(now.mono))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use super::*;
+
+    fn window(opened: Instant) -> ActivationWindow {
+        ActivationWindow {
+            activation: Activation {
+                jail_name: "alpha".into(),
+                activated_at: Utc::now(),
+            },
+            opened,
+            jails_before: None,
+            spent: false,
+            ran_before: false,
+            length: Duration::from_secs(60),
+        }
+    }
+
+    #[test]
+    fn a_window_covers_its_whole_length_and_nothing_after() {
+        let opened = Instant::now();
+        let w = window(opened);
+        assert!(w.covers(opened));
+        assert!(w.covers(opened + Duration::from_secs(60)));
+        assert!(!w.covers(opened + Duration::from_secs(60) + Duration::from_nanos(1)));
+        assert_eq!(w.closes(), opened + Duration::from_secs(60));
+    }
+
+    #[test]
+    fn a_failure_first_seen_before_the_activation_falls_inside() {
+        // A refusal asked about once more is judged by when it was first
+        // seen, which may precede an activation registered meanwhile.
+        let opened = Instant::now() + Duration::from_secs(5);
+        assert!(window(opened).covers(opened - Duration::from_secs(5)));
+    }
+}
