@@ -297,10 +297,13 @@ impl Owner {
         self.prober.as_ref().is_some_and(Prober::holds_connection)
     }
 
-    /// After every step, the monitor's call order: carry out its actions,
-    /// announce its events, publish the snapshot, persist its memory, and
-    /// answer the `Probe()` callers once no probe runs.
+    /// After every step, the monitor's call order: log its events, carry
+    /// out its actions, publish the snapshot and the events, persist its
+    /// memory, and answer the `Probe()` callers once no probe runs. (Events
+    /// are logged first so that the journal tells a record before the
+    /// rollback it asks for.)
     fn after_step(&mut self) {
+        let events = self.take_events();
         while let Some(action) = self.monitor.poll_action() {
             match action {
                 Action::StartProbe => self.start_probe(),
@@ -310,7 +313,6 @@ impl Owner {
                 } => self.start_rollback(activation, dropin_before),
             }
         }
-        let events = self.take_events();
         self.publish(events);
         let remembered = self.monitor.memory();
         self.out.memory.send_if_modified(|memory| {

@@ -26,7 +26,8 @@
 //!    1. drain [`Monitor::poll_action`] and carry out each [`Action`]
 //!       (start the probe, start the trial's rollback), feeding its end
 //!       back later as an input;
-//!    2. drain [`Monitor::poll_event`] and announce each [`Event`];
+//!    2. drain [`Monitor::poll_event`] and announce each [`Event`] (1 and
+//!       2 in either order: neither queue depends on the other);
 //!    3. re-read [`Monitor::poll_timeout`] (any input may move it; `None`:
 //!       nothing to wake for) and call `handle_timeout` then.
 //!
