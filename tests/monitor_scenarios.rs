@@ -6,7 +6,9 @@ mod sim;
 
 use chrono::{DateTime, Utc};
 use fail2ban_healthd::health::{OfflineReason, ServerStatus};
-use fail2ban_healthd::monitor::{Activation, Cause, Event, Input, Monitor, Refusal, Timing};
+use fail2ban_healthd::monitor::{
+    Action, Activation, Cause, Event, Input, Monitor, Refusal, Timing,
+};
 use sim::{Sim, crash_events, online, secs};
 
 #[test]
@@ -39,6 +41,7 @@ fn a_slow_probe_delays_the_next_and_never_overlaps() {
     assert_eq!(s.m.poll_timeout(), None);
     s.at(100.0);
     s.m.handle_timeout(s.now);
+    assert_eq!(s.m.poll_action(), None);
     assert_eq!(s.m.poll_event(), None);
     s.finish(online(&["alpha"]));
     assert_eq!(s.next_probe(), 130.0);
@@ -428,7 +431,7 @@ fn a_restored_record_resolves_only_by_its_own_condition() {
     assert_eq!(r.snapshot().pending_recovery, memory.record);
     assert_eq!(r.snapshot().last_activation, memory.last_activation);
     r.handle_timeout(later);
-    assert_eq!(r.poll_event(), Some(Event::ProbeDue));
+    assert_eq!(r.poll_action(), Some(Action::StartProbe));
     r.handle_input(later, Input::ProbeFinished(online(&["alpha"])))
         .unwrap();
     let events: Vec<Event> = std::iter::from_fn(|| r.poll_event()).collect();
@@ -446,7 +449,7 @@ fn a_restored_record_resolves_only_by_its_own_condition() {
     let now = crashed.now.after(secs(3.0));
     let mut r = Monitor::restored(Timing::default(), now, crashed.m.memory());
     r.handle_timeout(now);
-    r.poll_event();
+    assert_eq!(r.poll_action(), Some(Action::StartProbe));
     r.handle_input(now, Input::ProbeFinished(online(&["alpha", "beta"])))
         .unwrap();
     assert!(r.snapshot().pending_recovery.as_ref().unwrap().recovered());
@@ -463,12 +466,12 @@ fn a_restored_activation_keeps_its_window_by_wall_clock() {
         let now = s.now.after(secs(after));
         let mut r = Monitor::restored(Timing::default(), now, memory.clone());
         r.handle_timeout(now);
-        r.poll_event();
+        assert_eq!(r.poll_action(), Some(Action::StartProbe));
         r.handle_input(now, Input::ProbeFinished(online(&["alpha"])))
             .unwrap();
         r.handle_input(now, Input::ProbeRequested).unwrap();
         r.handle_timeout(now);
-        r.poll_event();
+        assert_eq!(r.poll_action(), Some(Action::StartProbe));
         // A lost connection is recorded at once (a refusal or a timeout
         // would be asked again).
         r.handle_input(
@@ -809,6 +812,7 @@ fn what_ran_before_survives_a_restart_of_the_daemon() {
             m,
             t0: s.t0,
             now: s.now,
+            rollbacks: Default::default(),
         };
         r.next_probe();
         r.finish(online(&["fresh", "sshd"]));

@@ -53,7 +53,6 @@ async fn announce(emitter: &SignalEmitter<'_>, job: Job) -> zbus::Result<()> {
     }
     for event in job.events {
         match event {
-            Event::ProbeDue => {}
             Event::CameOnline { version } => Health::came_online(emitter, &version).await?,
             Event::WentOffline { reason } => Health::went_offline(emitter, reason.code()).await?,
             Event::CrashDetected { record, .. } => {
@@ -69,7 +68,6 @@ async fn announce(emitter: &SignalEmitter<'_>, job: Job) -> zbus::Result<()> {
             Event::RecoveryResolved { jail, recovered_at } => {
                 Health::recovery_resolved(emitter, &jail, values::usec(Some(recovered_at))).await?;
             }
-            Event::TrialRollbackDue { .. } => {}
             Event::TrialEnded { jail, kept, cause } => {
                 Health::trial_ended(emitter, &jail, kept, cause).await?;
             }

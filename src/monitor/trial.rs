@@ -11,7 +11,7 @@
 //!   or [`Input::TrialConfirmed`];
 //! - rolled back: a record was attributed to the trial's activation, or
 //!   the deadline found fail2ban unhealthy, or [`Input::TrialAborted`].
-//!   The monitor asks for the rollback with [`Event::TrialRollbackDue`]
+//!   The monitor asks for the rollback with [`Action::RollBackTrial`]
 //!   and ends the trial when [`Input::RollbackFinished`] comes back.
 //!
 //! Either way [`Event::TrialEnded`] says so, once.
@@ -20,7 +20,9 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
-use super::{Activation, Cause, Event, Input, Monitor, Now, Refusal, Watch};
+use super::recovery::blames;
+use super::window::ActivationWindow;
+use super::{Action, Activation, Cause, Event, Input, Monitor, Now, Refusal};
 
 /// A running trial, as published (`Trial`) and remembered across a
 /// restart of the daemon.
@@ -85,9 +87,7 @@ impl Monitor {
                     .as_ref()
                     .is_some_and(|t| t.rolling_back.is_none())
                 {
-                    if let Some(w) = self.watch.as_mut() {
-                        w.spent = true;
-                    }
+                    self.spend_window();
                     self.end_trial(false, 0);
                 }
                 Ok(())
@@ -170,9 +170,9 @@ impl Monitor {
             dropin_before,
         };
         let window = trial.window(self.timing.crash_window);
-        self.activation(now, jail);
-        if let Some(w) = self.watch.as_mut() {
-            w.window = window;
+        self.register_activation(now, jail);
+        if let Some(w) = self.window.as_mut() {
+            w.length = window;
         }
         self.snapshot.trial = Some(trial.clone());
         self.trial = Some(Running {
@@ -198,17 +198,17 @@ impl Monitor {
         let at = now.mono.checked_sub(since).unwrap_or(now.mono);
         let window = trial.window(self.timing.crash_window).max(since);
         let activation = trial.activation();
-        match self.watch.as_mut() {
-            Some(w) if w.shown == activation => w.window = window,
+        match self.window.as_mut() {
+            Some(w) if w.activation == activation => w.length = window,
             Some(_) => {}
             None if self.snapshot.last_activation.as_ref() == Some(&activation) => {
-                self.watch = Some(Watch {
-                    shown: activation,
-                    at,
+                self.window = Some(ActivationWindow {
+                    activation,
+                    opened: at,
                     jails_before: None,
                     spent: false,
                     ran_before: false,
-                    window,
+                    length: window,
                 });
             }
             None => {}
@@ -231,6 +231,13 @@ impl Monitor {
             .map(|t| t.due)
     }
 
+    /// A probe has finished: one that ends after the deadline judges.
+    pub(super) fn trial_probed(&mut self) {
+        if let Some(t) = self.trial.as_mut().filter(|t| t.judging) {
+            t.probed_since_due = true;
+        }
+    }
+
     /// Called after every step: rolls the trial back once a failure is
     /// attributed to it, and judges it once its deadline has passed and a
     /// probe has answered since.
@@ -243,9 +250,12 @@ impl Monitor {
             return;
         }
         let activation = t.trial.activation();
-        if let Some(r) = self.snapshot.pending_recovery.as_ref().filter(|r| {
-            r.jail_name == activation.jail_name && r.activated_at == activation.activated_at
-        }) {
+        if let Some(r) = self
+            .snapshot
+            .pending_recovery
+            .as_ref()
+            .filter(|r| blames(r, &activation))
+        {
             let cause = r.cause.code();
             if r.rolled_back {
                 // Rolled back before a restart of the daemon ended it.
@@ -271,29 +281,30 @@ impl Monitor {
         if self.grace.is_some() || self.settle.is_some() || self.unconfirmed.is_some() {
             return;
         }
-        let running = self
-            .snapshot
-            .jails
-            .iter()
-            .any(|j| j.name == activation.jail_name);
-        let unresolved = self
-            .snapshot
-            .pending_recovery
-            .as_ref()
-            .is_some_and(|r| !r.recovered());
-        if self.snapshot.online && running && !unresolved {
+        self.judge_trial(now, &activation);
+    }
+
+    /// The deadline has passed and fail2ban's state is known: the trial
+    /// is kept when healthy, else recorded (if nothing was) and rolled
+    /// back.
+    fn judge_trial(&mut self, now: Now, activation: &Activation) {
+        let snapshot = &self.snapshot;
+        if snapshot.online
+            && snapshot.runs(&activation.jail_name)
+            && snapshot.unresolved().is_none()
+        {
             self.end_trial(true, 0);
             return;
         }
         // Unhealthy at the deadline with nothing recorded yet: recorded
         // now against the trial's own activation, then rolled back.
-        let cause = if self.snapshot.online {
+        let cause = if snapshot.online {
             Cause::JailNotRunning
         } else {
-            Cause::WentOffline(self.snapshot.offline_reason)
+            Cause::WentOffline(snapshot.offline_reason)
         };
-        if let Some(w) = self.watch.clone().filter(|w| w.shown == activation) {
-            self.record(now, &w, cause.clone());
+        if let Some(w) = self.window.clone().filter(|w| w.activation == *activation) {
+            self.create_record(now, &w, cause.clone());
         }
         // Rolled back with the record just made, or, when another
         // activation's record stands, all the same: the trial's jail did
@@ -302,9 +313,7 @@ impl Monitor {
             .snapshot
             .pending_recovery
             .as_ref()
-            .filter(|r| {
-                r.jail_name == activation.jail_name && r.activated_at == activation.activated_at
-            })
+            .filter(|r| blames(r, activation))
             .map_or(cause.code(), |r| r.cause.code());
         self.roll_back_trial(cause);
     }
@@ -315,15 +324,14 @@ impl Monitor {
             return;
         };
         t.rolling_back = Some(cause);
-        self.rollback_running = true;
-        // The restart the rollback causes is nobody's crash.
-        if let Some(w) = self.watch.as_mut() {
-            w.spent = true;
-        }
-        self.events.push_back(Event::TrialRollbackDue {
+        let action = Action::RollBackTrial {
             activation: t.trial.activation(),
             dropin_before: t.trial.dropin_before.clone(),
-        });
+        };
+        self.rollback_running = true;
+        // The restart the rollback causes is nobody's crash.
+        self.spend_window();
+        self.actions.push_back(action);
     }
 
     /// The trial's rollback has ended (`done`: the drop-in is restored and
@@ -338,9 +346,12 @@ impl Monitor {
         if t.trial.activation() != *activation {
             return;
         }
-        if let Some(r) = self.snapshot.pending_recovery.as_mut().filter(|r| {
-            done && r.jail_name == activation.jail_name && r.activated_at == activation.activated_at
-        }) {
+        if let Some(r) = self
+            .snapshot
+            .pending_recovery
+            .as_mut()
+            .filter(|r| done && blames(r, activation))
+        {
             r.auto_rolled_back = cause != 0;
         }
         self.end_trial(false, cause);

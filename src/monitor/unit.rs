@@ -1,8 +1,12 @@
 //! fail2ban's systemd units as the monitor sees them: one report of the
 //! service (and, under socket activation, of its `.socket` unit) at a
-//! moment, and what two reports in a row say happened.
+//! moment, what two reports in a row say happened, and the rules that
+//! apply to it (a failure systemd saw is a crash; a clean stop opens the
+//! restart grace; under socket activation nothing connects while the
+//! service is stopped).
 
 use super::record::UnitExit;
+use super::{Cause, Monitor, Now};
 use crate::health::OfflineReason;
 
 /// fail2ban's service unit as systemd reported it at one moment.
@@ -47,6 +51,11 @@ impl UnitState {
             self.active_state.as_str(),
             "active" | "reloading" | "refreshing"
         )
+    }
+
+    /// Whether systemd is stopping the service.
+    pub fn stopping(&self) -> bool {
+        self.active_state == "deactivating"
     }
 
     /// Whether the service is socket-activated.
@@ -126,5 +135,93 @@ impl UnitState {
             return UnitChange::Started;
         }
         UnitChange::Nothing
+    }
+}
+
+impl Monitor {
+    /// fail2ban's unit as reported now.
+    pub(super) fn unit_changed(&mut self, now: Now, next: UnitState) {
+        let change = self
+            .unit
+            .as_ref()
+            .map_or(UnitChange::Nothing, |before| before.change_to(&next));
+        let was_stopping = self.unit_stopping();
+        self.unit = Some(next);
+        if was_stopping && !self.unit_stopping() {
+            // The stop is over: the new server gets the whole grace.
+            let grace = self.timing.restart_grace;
+            if let Some(g) = self.grace.as_mut().filter(|g| !g.came_back) {
+                g.until = now.mono + grace;
+            }
+        }
+        match change {
+            UnitChange::Failed(exit) => self.unit_failed(now, exit),
+            UnitChange::StoppedCleanly => {
+                // A refusal or timeout seen just before was this stop's.
+                self.unconfirmed = None;
+                if self.snapshot.online {
+                    self.stopped_after_return(now);
+                }
+                self.open_grace(now);
+                self.request_probe(now);
+            }
+            UnitChange::Started => self.server_starting(now),
+            UnitChange::Nothing => {}
+        }
+        if let Some(reason) = self.connect_gate() {
+            self.went_offline(now, reason);
+        } else if let Some(reason) = self.unit.as_ref().and_then(UnitState::offline_reason)
+            && !self.snapshot.online
+        {
+            self.snapshot.offline_reason = reason;
+        }
+    }
+
+    /// Whether systemd is stopping fail2ban.
+    pub(super) fn unit_stopping(&self) -> bool {
+        self.unit.as_ref().is_some_and(UnitState::stopping)
+    }
+
+    /// fail2ban's unit failed, was killed, or was restarted by systemd
+    /// after a failure: a crash, even if fail2ban answers again already.
+    fn unit_failed(&mut self, now: Now, exit: Option<UnitExit>) {
+        // The lost connection, if any, was this failure's.
+        self.held_connection_lost = false;
+        let Some(exit) = exit else {
+            // Seen only once systemd had restarted it: how it ended is gone.
+            self.unit_exit = None;
+            self.crash_while(now);
+            self.request_probe(now);
+            return;
+        };
+        let attached = match self.snapshot.pending_recovery.as_mut() {
+            // A clean stop (a restart's) gives way to the failure that
+            // follows it, which says more.
+            Some(r)
+                if !r.recovered()
+                    && r.unit_exit.as_ref().is_none_or(|u| u.result == "success")
+                    && matches!(r.cause, Cause::WentOffline(_)) =>
+            {
+                r.unit_exit = Some(exit.clone());
+                true
+            }
+            _ => false,
+        };
+        self.unit_exit = Some((exit, now.mono));
+        if !attached {
+            self.crash_while(now);
+        }
+        self.request_probe(now);
+    }
+
+    /// A crash systemd reported: recorded with the reason seen now (a lost
+    /// connection, if fail2ban was answering until then).
+    fn crash_while(&mut self, now: Now) {
+        let reason = if self.snapshot.online {
+            OfflineReason::ConnectionLost
+        } else {
+            self.snapshot.offline_reason
+        };
+        self.failure(now, Cause::WentOffline(reason));
     }
 }

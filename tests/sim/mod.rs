@@ -1,11 +1,15 @@
-//! A monitor on a fake clock, shared by the scenario tests.
+//! A monitor on a fake clock, shared by the scenario tests, and the
+//! seeded configuration of their random stories.
 #![allow(dead_code, clippy::unwrap_used)]
 
+use std::collections::VecDeque;
+use std::hash::{BuildHasher, RandomState};
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
 use fail2ban_healthd::health::{JailStats, OfflineReason, ServerStatus};
-use fail2ban_healthd::monitor::{Event, Input, Monitor, Now, Timing};
+use fail2ban_healthd::monitor::{Action, Activation, Event, Input, Monitor, Now, Timing};
+use proptest::test_runner::{Config as ProptestConfig, RngSeed};
 
 pub fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s)
@@ -27,11 +31,14 @@ pub fn online(jails: &[&str]) -> Result<ServerStatus, OfflineReason> {
     })
 }
 
-/// A monitor on a fake clock, with the events it emitted.
+/// A monitor on a fake clock, driven in its call order.
 pub struct Sim {
     pub m: Monitor,
     pub t0: Now,
     pub now: Now,
+    /// The trials' rollbacks the monitor asked for ([`Action::RollBackTrial`]),
+    /// oldest first, until a test takes them with [`Sim::take_rollback`].
+    pub rollbacks: VecDeque<(Activation, Option<String>)>,
 }
 
 impl Sim {
@@ -53,6 +60,7 @@ impl Sim {
             m: Monitor::new(timing, t0),
             t0,
             now: t0,
+            rollbacks: VecDeque::new(),
         }
     }
 
@@ -79,7 +87,7 @@ impl Sim {
             };
         }
         self.m.handle_timeout(self.now);
-        assert_eq!(self.m.poll_event(), Some(Event::ProbeDue));
+        assert!(self.actions(), "a probe starts");
         self.elapsed()
     }
 
@@ -120,12 +128,9 @@ impl Sim {
                 };
             }
             self.m.handle_timeout(self.now);
-            for e in self.events() {
-                if e == Event::ProbeDue {
-                    events.extend(self.finish(Err(reason)));
-                } else {
-                    events.push(e);
-                }
+            events.extend(self.events());
+            if self.actions() {
+                events.extend(self.finish(Err(reason)));
             }
         }
         self.at(until);
@@ -138,8 +143,32 @@ impl Sim {
             .unwrap();
     }
 
+    /// Drains the events.
     pub fn events(&mut self) -> Vec<Event> {
         std::iter::from_fn(|| self.m.poll_event()).collect()
+    }
+
+    /// Drains the actions: true when a probe is to start (the caller
+    /// finishes it); rollbacks are kept in [`Sim::rollbacks`].
+    pub fn actions(&mut self) -> bool {
+        let mut probe = false;
+        while let Some(action) = self.m.poll_action() {
+            match action {
+                Action::StartProbe => probe = true,
+                Action::RollBackTrial {
+                    activation,
+                    dropin_before,
+                } => self.rollbacks.push_back((activation, dropin_before)),
+            }
+        }
+        probe
+    }
+
+    /// The oldest trial rollback the monitor asked for and no test took
+    /// yet.
+    pub fn take_rollback(&mut self) -> Option<(Activation, Option<String>)> {
+        self.actions();
+        self.rollbacks.pop_front()
     }
 
     pub fn cause(&self) -> Option<(String, u32, bool)> {
@@ -156,4 +185,22 @@ pub fn crash_events(events: &[Event]) -> usize {
         .iter()
         .filter(|e| matches!(e, Event::CrashDetected { .. }))
         .count()
+}
+
+/// The configuration of a property test with `cases` random stories, its
+/// seed printed (cargo shows it when the test fails). The seed is random,
+/// or `PROPTEST_RNG_SEED` when set; to replay a failure run
+/// `PROPTEST_RNG_SEED=<printed seed> cargo test --test <file> <test>`.
+/// (Cases saved in `*.proptest-regressions` run first either way.)
+pub fn seeded(cases: u32) -> ProptestConfig {
+    let seed = std::env::var("PROPTEST_RNG_SEED")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or_else(|| RandomState::new().hash_one(Instant::now()));
+    eprintln!("proptest seed: {seed} (replay with PROPTEST_RNG_SEED={seed})");
+    ProptestConfig {
+        cases,
+        rng_seed: RngSeed::Fixed(seed),
+        ..ProptestConfig::default()
+    }
 }
