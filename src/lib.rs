@@ -25,6 +25,7 @@ pub mod health;
 pub mod logging;
 pub mod metrics;
 pub mod monitor;
+pub mod rollback;
 pub mod state;
 pub mod systemd;
 pub mod text;

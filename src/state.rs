@@ -115,7 +115,7 @@ impl TryFrom<TrialV1> for Trial {
                     "trial.dropin_before is longer than {MAX_DROPIN} bytes"
                 ));
             }
-            if !d.starts_with(crate::daemon::rollback::MARKER) {
+            if !d.starts_with(crate::rollback::MARKER) {
                 return Err("trial.dropin_before is not a drop-in fail2ban-healthd wrote".into());
             }
             if d.contains('\0') {
@@ -532,7 +532,7 @@ mod tests {
                 deadline_at: t(60),
                 dropin_before: Some(format!(
                     "{}: x\n\n[old]\nenabled = false\n",
-                    crate::daemon::rollback::MARKER
+                    crate::rollback::MARKER
                 )),
             }),
         }

@@ -7,6 +7,7 @@
 //! holds application state of its own.
 
 pub mod auth;
+pub mod backend;
 pub mod error;
 pub mod interface;
 pub mod proxy;

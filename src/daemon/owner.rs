@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::handle::Command;
+use super::notify;
 use super::publish::Job;
-use super::{Command, notify};
 use crate::config::Config;
 use crate::fail2ban::{self, Prober};
 use crate::health::ServerStatus;
