@@ -11,10 +11,8 @@ use std::time::Duration;
 use futures_util::StreamExt as _;
 use serde_json::json;
 
-use super::{
-    BusArgs, Dict, Failure, call_failed, call_managing, cause_name, clean, connect, field, text,
-    time, unreachable,
-};
+use super::connect::{BusArgs, Failure, call_failed, call_managing, connect, unreachable};
+use super::values::{Dict, cause_name, clean, field, strings, text, time};
 use crate::bus::proxy::Health1Proxy;
 
 /// How often the `Trial` property is read while waiting.
@@ -30,7 +28,7 @@ pub async fn check(bus: &BusArgs, jail: &str, as_json: bool) -> Result<u8, Failu
         .await
         .map_err(|e| call_failed(bus, e))?;
     let ok = field::<bool>(&result, "Ok").unwrap_or(false);
-    let messages = super::strings(&result, "Messages");
+    let messages = strings(&result, "Messages");
     if as_json {
         println!(
             "{}",
