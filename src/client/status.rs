@@ -13,6 +13,7 @@ use super::values::{Dict, clean, field, reason_name, record_json, strings, text,
 use crate::bus::{INTERFACE, NAME, PATH};
 use crate::health::JailStats;
 
+/// Everything `status` shows, read property by property.
 struct Status {
     online: bool,
     reason: u32,

@@ -128,8 +128,6 @@ pub(crate) fn record_json(r: &Dict) -> Value {
     })
 }
 
-/// Everything `status` shows, read property by property.
-
 #[cfg(test)]
 mod tests {
     use super::*;
