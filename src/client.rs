@@ -1,5 +1,5 @@
 //! The command-line client: `status`, `watch`, `activate`, `dismiss` and
-//! `rollback`, all over D-Bus through [`Health1Proxy`].
+//! `rollback`, all over D-Bus through [`Health1Proxy`](crate::bus::proxy::Health1Proxy).
 //!
 //! Owns what people and scripts see of a running daemon: short aligned
 //! text, stable JSON (documented in the README), one-line errors and exit

@@ -22,9 +22,9 @@
 //! closed (the Python helper's request aside), its output read up to a
 //! bound, and is killed when the check is dropped or runs over its time.
 //!
-//! Layout: this file runs the steps and the client; [`copy`] makes the
-//! private copy, [`child`] runs a child, [`compile`] the Python helper
-//! (`helper.py`), [`report`] turns what they said into messages.
+//! Layout: this file runs the steps and the client; `copy` makes the
+//! private copy, `child` runs a child, `compile` the Python helper
+//! (`helper.py`), `report` turns what they said into messages.
 
 mod child;
 mod compile;
