@@ -36,11 +36,6 @@ impl Stop {
         let _ = self.0.wait_for(|stop| *stop).await;
     }
 
-    /// Whether the daemon is stopping.
-    pub fn is_stopping(&self) -> bool {
-        *self.0.borrow()
-    }
-
     /// The receiver, for a task that selects on `changed()` itself.
     pub fn receiver(&self) -> watch::Receiver<bool> {
         self.0.clone()
@@ -121,7 +116,7 @@ mod tests {
         let hung = tasks.spawn("hangs", std::future::pending::<()>());
         assert_eq!(tasks.running(), ["follows the stop", "hangs"]);
         stop_tx.send(true).unwrap();
-        assert!(stop.is_stopping());
+        assert!(*stop.receiver().borrow());
         let left = tasks.wait(Duration::from_millis(200)).await.unwrap_err();
         assert_eq!(left, ["hangs"]);
         hung.abort();

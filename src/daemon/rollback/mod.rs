@@ -12,8 +12,10 @@
 //!    until `rollback_timeout`.
 //!
 //! Files: `dropin` (step 1), `restart` and `job` (step 2 through systemd),
-//! `command` (step 2 with commands); this file runs the steps in a task of
-//! its own and waits for fail2ban (step 3).
+//! `command` (step 2 with commands); this file runs the steps in a named
+//! task of its own, waits for fail2ban (step 3), and says what a stop of
+//! the daemon does to a running rollback ([`Rollbacks::run`]). What a
+//! rollback did and why it failed are domain types of [`crate::rollback`].
 //!
 //! The owner task only marks the start and the end (see
 //! [`crate::monitor::Input::RollbackStarted`]), so probing and the bus go on
