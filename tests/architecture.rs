@@ -419,6 +419,8 @@ fn edges(g: &Graph) -> String {
 fn the_module_graph_has_no_cycle() {
     let g = graph(&read_tree(&src_root()));
     assert!(g.len() > 10, "too few modules read:\n{}", edges(&g));
+    // `cargo test --test architecture -- --nocapture` shows the graph.
+    println!("{}", edges(&g));
     if let Some(cycle) = find_cycle(&g) {
         panic!(
             "the module graph has a cycle:\n{}\n\nall edges:\n{}",
