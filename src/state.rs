@@ -115,7 +115,7 @@ impl TryFrom<TrialV1> for Trial {
                     "trial.dropin_before is longer than {MAX_DROPIN} bytes"
                 ));
             }
-            if !d.starts_with(crate::daemon::rollback::MARKER) {
+            if !d.starts_with(crate::rollback::MARKER) {
                 return Err("trial.dropin_before is not a drop-in fail2ban-healthd wrote".into());
             }
             if d.contains('\0') {
@@ -360,6 +360,42 @@ pub fn decode(bytes: &[u8]) -> Result<Memory, String> {
         return Err(format!("{} bytes, more than {MAX_FILE}", bytes.len()));
     }
     let file: FileV1 = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    check(&file)?;
+    let seen_jails = file
+        .seen_jails
+        .iter()
+        .map(|j| {
+            Ok((
+                j.jail_name.clone(),
+                j.first_seen.map(|t| time(t, "first_seen")).transpose()?,
+            ))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let (watch_ran_before, record_ran_before) = ran_before(&file);
+    let last_activation = file.last_activation.map(Activation::try_from).transpose()?;
+    let recent = file
+        .recent
+        .into_iter()
+        .map(Activation::try_from)
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut record = file.record.map(RecoveryRecord::try_from).transpose()?;
+    if let (Some(r), Some(ran)) = (record.as_mut(), record_ran_before) {
+        r.ran_before = ran;
+    }
+    Ok(Memory {
+        last_activation,
+        jails_before: file.jails_before,
+        spent: file.spent,
+        ran_before: watch_ran_before,
+        recent,
+        record,
+        seen_jails,
+        trial: file.trial.map(Trial::try_from).transpose()?,
+    })
+}
+
+/// The file's version, its list lengths and every jail name in it.
+fn check(file: &FileV1) -> Result<(), String> {
     if file.version != FORMAT {
         return Err(format!("unknown format version {}", file.version));
     }
@@ -383,30 +419,24 @@ pub fn decode(bytes: &[u8]) -> Result<Memory, String> {
         .iter()
         .map(|j| j.jail_name.clone())
         .collect();
-    check_jails("seen_jails", &seen_names)?;
-    let seen_jails = file
-        .seen_jails
-        .iter()
-        .map(|j| {
-            Ok((
-                j.jail_name.clone(),
-                j.first_seen.map(|t| time(t, "first_seen")).transpose()?,
-            ))
-        })
-        .collect::<Result<Vec<_>, String>>()?;
-    // Files of older releases did not say whether the jail ran before
-    // its activation: the jails running at the activation tell.
+    check_jails("seen_jails", &seen_names)
+}
+
+/// Whether the latest activation's jail, and the record's, ran before
+/// their activation. Files of older releases did not say: the jails
+/// running at the activation tell.
+fn ran_before(file: &FileV1) -> (bool, Option<bool>) {
     let ran_before_activation = |jail: &str| {
         file.jails_before
             .as_ref()
             .is_some_and(|j| j.iter().any(|n| n == jail))
     };
-    let watch_ran_before = file.ran_before.unwrap_or_else(|| {
+    let watch = file.ran_before.unwrap_or_else(|| {
         file.last_activation
             .as_ref()
             .is_some_and(|a| ran_before_activation(&a.jail_name))
     });
-    let record_ran_before = file.record.as_ref().map(|r| {
+    let record = file.record.as_ref().map(|r| {
         r.ran_before.unwrap_or_else(|| {
             file.last_activation.as_ref().is_some_and(|a| {
                 a.jail_name == r.jail_name
@@ -415,26 +445,7 @@ pub fn decode(bytes: &[u8]) -> Result<Memory, String> {
             })
         })
     });
-    let last_activation = file.last_activation.map(Activation::try_from).transpose()?;
-    let recent = file
-        .recent
-        .into_iter()
-        .map(Activation::try_from)
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut record = file.record.map(RecoveryRecord::try_from).transpose()?;
-    if let (Some(r), Some(ran)) = (record.as_mut(), record_ran_before) {
-        r.ran_before = ran;
-    }
-    Ok(Memory {
-        last_activation,
-        jails_before: file.jails_before,
-        spent: file.spent,
-        ran_before: watch_ran_before,
-        recent,
-        record,
-        seen_jails,
-        trial: file.trial.map(Trial::try_from).transpose()?,
-    })
+    (watch, record)
 }
 
 /// Loads the state at `path`; `Ok(None)` when there is none yet. Only a
@@ -532,7 +543,7 @@ mod tests {
                 deadline_at: t(60),
                 dropin_before: Some(format!(
                     "{}: x\n\n[old]\nenabled = false\n",
-                    crate::daemon::rollback::MARKER
+                    crate::rollback::MARKER
                 )),
             }),
         }

@@ -319,3 +319,85 @@ async fn one_step_is_one_properties_changed() {
         "one signal for the step"
     );
 }
+
+/// SIGTERM while a rollback waits for a reload command that hangs: the
+/// rollback gets its grace, is cancelled (the command killed, the drop-in
+/// left whole), every task is waited for and named in the log, and the
+/// daemon exits 0 well within its deadline.
+#[tokio::test]
+async fn sigterm_during_a_hung_rollback_stops_every_task_within_the_deadline() {
+    use common::bus::{get, record_when};
+    let server = Fail2ban::start();
+    let bus = PrivateBus::start();
+    let dropin = server.dir().join("conf/jail.d/zz-healthd.local");
+    // A reload that never ends, with an argument no other test uses, so
+    // that its process can be found.
+    let sleep = common::require_program("sleep", "coreutils");
+    let reload = format!("{} 987", sleep.display());
+    let mut daemon =
+        common::bus::rollback_daemon(&bus, &server, &dropin, Some(&reload), None, &[]).await;
+    let (_c, p) = proxy(&bus).await;
+    assert!(p.probe().await.unwrap());
+    p.register_activation("bogus").await.unwrap();
+    let r = record_when(&p, "a cause-2 record", |r| !r.is_empty()).await;
+    assert_eq!(get::<String>(&r, "JailName"), "bogus");
+    let (_c2, p2) = proxy(&bus).await;
+    let rollback = tokio::spawn(async move { p2.rollback().await });
+    let started = Instant::now();
+    while !daemon.log_text().contains("rollback_running_command") {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the rollback never ran its command: {}",
+            daemon.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let hung = || {
+        std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+            std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c.ends_with(b"sleep\0987\0"))
+        })
+    };
+    assert!(hung(), "the reload command is not running");
+
+    let signalled = Instant::now();
+    kill(daemon.pid(), Signal::SIGTERM).unwrap();
+    // The rollback's grace is 4 s and the deadline 5 s: 30 s is generous.
+    let status = daemon.wait_exit(Duration::from_secs(30));
+    let took = signalled.elapsed();
+    let log = daemon.log_text();
+    assert!(status.success(), "exit {status}: {log}");
+    assert!(took < Duration::from_secs(30), "{took:?}");
+    assert!(
+        log.contains("the daemon stopped before the rollback ended"),
+        "{log}"
+    );
+    let stopped = log
+        .lines()
+        .find(|l| l.contains("daemon_tasks_stopped"))
+        .unwrap_or_else(|| panic!("no daemon_tasks_stopped: {log}"));
+    for task in [
+        "rollback of jail bogus",
+        "owner (probes, state file, metrics)",
+        "publisher",
+        "rollback runner",
+    ] {
+        assert!(stopped.contains(task), "{task} not named: {stopped}");
+    }
+    assert!(!log.contains("daemon_tasks_not_stopped"), "{log}");
+    common::wait_until(Duration::from_secs(10), "the reload command killed", || {
+        !hung()
+    });
+    // The drop-in was written whole before the command ran.
+    let text = std::fs::read_to_string(&dropin).unwrap();
+    assert!(
+        text.starts_with(fail2ban_healthd::rollback::MARKER),
+        "{text}"
+    );
+    assert!(text.ends_with("[bogus]\nenabled = false\n"), "{text}");
+    // The caller is answered (an error), not left waiting.
+    let answer = tokio::time::timeout(Duration::from_secs(30), rollback)
+        .await
+        .expect("the Rollback call ended")
+        .unwrap();
+    assert!(answer.is_err(), "{answer:?}");
+}

@@ -2,22 +2,25 @@
 //! `/org/fail2ban_healthd/Health1`.
 //!
 //! Property getters read the latest snapshot, so they answer at once even
-//! while a probe hangs. Methods check the caller (see [`super::auth`]), then send a command to
-//! the owner task and await its reply. Signals are emitted by the
+//! while a probe hangs. Methods check the caller (see [`super::auth`]) and
+//! the arguments, call the [`Backend`], and map its domain answers to the
+//! contract's values and errors. Signals are emitted by the daemon's
 //! publisher through the associated functions declared here.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
 use zbus::{Connection, OwnedVariant};
 
 use super::auth::{Authorizer, Right};
+use super::backend::Backend;
 use super::error::HealthError;
 use super::values;
-use crate::daemon::{Handle, rollback, trial};
 use crate::health::valid_jail_name;
-use crate::monitor::Refusal;
+use crate::monitor::{Refusal, Trial};
+use crate::rollback::{RollbackError, TryError, trial_timeout};
 
 /// Values fixed for the daemon's lifetime.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,25 +36,18 @@ pub struct Constants {
 /// The served object.
 #[derive(Debug)]
 pub struct Health {
-    daemon: Handle,
+    daemon: Arc<dyn Backend>,
     constants: Constants,
     auth: Authorizer,
-    rollback: rollback::Settings,
 }
 
 impl Health {
-    /// An object answering from `daemon`'s snapshots and commands.
-    pub fn new(
-        daemon: Handle,
-        constants: Constants,
-        auth: Authorizer,
-        rollback: rollback::Settings,
-    ) -> Self {
+    /// An object answering from `daemon`'s snapshots and calls.
+    pub fn new(daemon: Arc<dyn Backend>, constants: Constants, auth: Authorizer) -> Self {
         Self {
             daemon,
             constants,
             auth,
-            rollback,
         }
     }
 }
@@ -109,45 +105,11 @@ impl Health {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<HashMap<String, OwnedVariant>, HealthError> {
         let uid = self.auth.authorize(Right::Rollback, &header, conn).await?;
-        let activation = match self.daemon.begin_rollback().await {
-            Some(Ok(activation)) => activation,
-            Some(Err(Refusal::RollbackRunning)) => {
-                return Err(HealthError::RollbackInProgress(
-                    "another rollback is running; try again when it has ended".into(),
-                ));
-            }
-            Some(Err(refusal @ Refusal::JailRanBefore(_))) => {
-                return Err(HealthError::RollbackFailed(format!(
-                    "{refusal}; nothing was written"
-                )));
-            }
-            Some(Err(Refusal::RolledBackAlready)) => {
-                return Err(HealthError::NoPendingRecovery(
-                    "the pending recovery was rolled back already".into(),
-                ));
-            }
-            Some(Err(Refusal::TrialRunning)) => {
-                return Err(HealthError::TrialInProgress(
-                    "a trial is running and rolls its own jail back: use Abort to end it now"
-                        .into(),
-                ));
-            }
-            Some(Err(refusal)) => {
-                return Err(HealthError::NoPendingRecovery(refusal.to_string()));
-            }
-            None => return Err(HealthError::ShuttingDown("the daemon is stopping".into())),
-        };
-        rollback::run(
-            self.rollback.clone(),
-            conn.clone(),
-            self.daemon.clone(),
-            activation,
-            uid,
-            rollback::Undo::Disable,
-        )
-        .await
-        .map(|outcome| values::rollback(&outcome))
-        .map_err(|e| HealthError::RollbackFailed(e.to_string()))
+        self.daemon
+            .rollback(conn, uid)
+            .await
+            .map(|outcome| values::rollback(&outcome))
+            .map_err(rollback_error)
     }
 
     /// Runs fail2ban's own checks for the jail as if it were enabled;
@@ -162,7 +124,7 @@ impl Health {
     ) -> Result<HashMap<String, OwnedVariant>, HealthError> {
         let uid = self.auth.authorize(Right::Manage, &header, conn).await?;
         check_jail_name(&jail_name)?;
-        let report = trial::check(&self.rollback, &jail_name).await;
+        let report = self.daemon.check(&jail_name).await;
         tracing::info!(jail = %jail_name, uid, ok = report.ok, "jail_checked");
         Ok(values::check(&report))
     }
@@ -181,17 +143,12 @@ impl Health {
         let uid = self.auth.authorize(Right::Rollback, &header, conn).await?;
         check_jail_name(&jail_name)?;
         let window = std::time::Duration::from_micros(self.constants.crash_window_usec);
-        let timeout = trial::timeout(timeout_usec, window).map_err(HealthError::TryFailed)?;
-        let started = trial::start(&self.rollback, conn, &self.daemon, &jail_name, timeout, uid)
+        let timeout = trial_timeout(timeout_usec, window).map_err(HealthError::TryFailed)?;
+        let started = self
+            .daemon
+            .try_jail(conn, &jail_name, timeout, uid)
             .await
-            .map_err(|e| match e {
-                trial::TryError::TrialInProgress => HealthError::TrialInProgress(e.to_string()),
-                trial::TryError::RollbackInProgress => {
-                    HealthError::RollbackInProgress(e.to_string())
-                }
-                trial::TryError::Failed(why) => HealthError::TryFailed(why),
-                trial::TryError::ShuttingDown => HealthError::ShuttingDown(e.to_string()),
-            })?;
+            .map_err(try_error)?;
         Ok(values::usec(Some(started)))
     }
 
@@ -356,8 +313,8 @@ fn check_jail_name(jail_name: &str) -> Result<(), HealthError> {
 }
 
 fn trial_answer(
-    answer: Option<Result<Option<crate::monitor::Trial>, Refusal>>,
-) -> Result<Option<crate::monitor::Trial>, HealthError> {
+    answer: Option<Result<Option<Trial>, Refusal>>,
+) -> Result<Option<Trial>, HealthError> {
     match answer {
         Some(Ok(t)) => Ok(t),
         Some(Err(Refusal::NoTrial)) => Err(HealthError::NoTrial("no trial is running".into())),
@@ -366,5 +323,36 @@ fn trial_answer(
         )),
         Some(Err(other)) => Err(HealthError::NoTrial(other.to_string())),
         None => Err(HealthError::ShuttingDown("the daemon is stopping".into())),
+    }
+}
+
+/// `Rollback()`'s errors: a refusal by the monitor, or a failure on the way.
+fn rollback_error(e: RollbackError) -> HealthError {
+    match e {
+        RollbackError::Refused(Refusal::RollbackRunning) => HealthError::RollbackInProgress(
+            "another rollback is running; try again when it has ended".into(),
+        ),
+        RollbackError::Refused(refusal @ Refusal::JailRanBefore(_)) => {
+            HealthError::RollbackFailed(format!("{refusal}; nothing was written"))
+        }
+        RollbackError::Refused(Refusal::RolledBackAlready) => {
+            HealthError::NoPendingRecovery("the pending recovery was rolled back already".into())
+        }
+        RollbackError::Refused(Refusal::TrialRunning) => HealthError::TrialInProgress(
+            "a trial is running and rolls its own jail back: use Abort to end it now".into(),
+        ),
+        RollbackError::Refused(refusal) => HealthError::NoPendingRecovery(refusal.to_string()),
+        RollbackError::Failed(failure) => HealthError::RollbackFailed(failure.to_string()),
+        RollbackError::ShuttingDown => HealthError::ShuttingDown("the daemon is stopping".into()),
+    }
+}
+
+/// `Try()`'s errors.
+fn try_error(e: TryError) -> HealthError {
+    match e {
+        TryError::TrialInProgress => HealthError::TrialInProgress(e.to_string()),
+        TryError::RollbackInProgress => HealthError::RollbackInProgress(e.to_string()),
+        TryError::Failed(why) => HealthError::TryFailed(why),
+        TryError::ShuttingDown => HealthError::ShuttingDown(e.to_string()),
     }
 }

@@ -1,12 +1,23 @@
-//! The D-Bus face of the daemon: names, the served interface, who may call
-//! it, its errors, the conversion of snapshots into bus values, and a
-//! client proxy.
+//! The D-Bus face of the daemon: the public contract
+//! (`org.fail2ban_healthd.Health1`, see `docs/dbus-api.md`).
 //!
-//! Owns the public contract (`org.fail2ban_healthd.Health1`). It reads
-//! state only from snapshots and sends commands to the owner task; it never
-//! holds application state of its own.
+//! Layout:
+//! - this file: the names (bus name, path, interface, error prefix);
+//! - [`proxy`]: the client proxy, for applets, scripts and the client;
+//! - [`values`]: snapshots and domain types as bus values;
+//! - [`error`]: the contract's error names;
+//! - [`auth`]: who may call the managing methods;
+//! - [`backend`]: what the interface needs from whoever runs it;
+//! - [`interface`]: the served object, over a [`backend::Backend`].
+//!
+//! It depends on the domain ([`crate::monitor`], [`crate::rollback`],
+//! [`crate::health`]) and never on the daemon: the daemon implements
+//! [`backend::Backend`], and a test can serve the interface over one of
+//! its own. It holds no application state: properties are read from the
+//! backend's latest snapshot.
 
 pub mod auth;
+pub mod backend;
 pub mod error;
 pub mod interface;
 pub mod proxy;

@@ -125,7 +125,7 @@ pub fn check(r: &crate::fail2ban::check::CheckReport) -> HashMap<String, OwnedVa
 }
 
 /// The answer of `Rollback()`.
-pub fn rollback(o: &crate::daemon::rollback::Outcome) -> HashMap<String, OwnedVariant> {
+pub fn rollback(o: &crate::rollback::Outcome) -> HashMap<String, OwnedVariant> {
     let mut map = HashMap::new();
     map.insert("JailName".into(), string(&o.jail));
     map.insert("DropInPath".into(), string(&o.dropin.display().to_string()));

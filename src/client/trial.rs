@@ -11,10 +11,8 @@ use std::time::Duration;
 use futures_util::StreamExt as _;
 use serde_json::json;
 
-use super::{
-    BusArgs, Dict, Failure, call_failed, call_managing, cause_name, clean, connect, field, text,
-    time, unreachable,
-};
+use super::connect::{BusArgs, Failure, call_failed, call_managing, connect, unreachable};
+use super::values::{Dict, cause_name, clean, field, strings, text, time};
 use crate::bus::proxy::Health1Proxy;
 
 /// How often the `Trial` property is read while waiting.
@@ -30,7 +28,7 @@ pub async fn check(bus: &BusArgs, jail: &str, as_json: bool) -> Result<u8, Failu
         .await
         .map_err(|e| call_failed(bus, e))?;
     let ok = field::<bool>(&result, "Ok").unwrap_or(false);
-    let messages = super::strings(&result, "Messages");
+    let messages = strings(&result, "Messages");
     if as_json {
         println!(
             "{}",
@@ -74,84 +72,127 @@ pub async fn run(
         .receive_trial_ended()
         .await
         .map_err(|e| unreachable(bus, &e))?;
-    let terminal = std::io::stderr().is_terminal();
-    eprintln!("{jail}: running fail2ban's checks and reloading fail2ban…");
-    let usec = timeout.map_or(0, |t| u64::try_from(t.as_micros()).unwrap_or(u64::MAX));
-    let started: u64 = match call_managing(&p, "Try", &(jail, usec)).await {
-        Ok(started) => started,
-        // The daemon's own refusal: nothing started.
-        Err(e @ zbus::Error::MethodError(..)) => {
-            return Err(Failure {
-                status: 2,
-                ..call_failed(bus, e)
-            });
-        }
-        // No answer (the daemon restarted during the reload, say): the
-        // trial may have started all the same, and is then followed.
-        Err(e) => started_meanwhile(&p, jail).await.ok_or_else(|| Failure {
-            status: 2,
-            ..call_failed(bus, e)
-        })?,
-    };
+    let started = start(bus, &p, jail, timeout).await?;
     let trial: Dict = p.trial().await.unwrap_or_default();
     let deadline = field::<u64>(&trial, "DeadlineAt").unwrap_or(0);
     eprintln!(
         "{jail}: enabled and fail2ban reloaded; watching until {} (fail2ban-healthd confirm | abort)",
         time(deadline).unwrap_or_else(|| "the verdict".into())
     );
-    let mut poll = tokio::time::interval(POLL);
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut interrupt = std::pin::pin!(tokio::signal::ctrl_c());
-    let mut closed = std::pin::pin!(async { conn.closed().await });
-    let verdict = loop {
-        tokio::select! {
-            signal = ended.next() => {
-                let Some(signal) = signal else { break None };
-                let Ok(args) = signal.args() else { continue };
-                if *args.jail_name() == jail {
-                    break Some(Verdict { kept: *args.kept(), cause: *args.cause() });
-                }
-            }
-            _ = poll.tick() => {
-                if let Some(v) = settled(&p, jail, started).await {
-                    break Some(v);
-                }
-            }
-            _ = tick.tick(), if terminal && deadline > 0 => {
-                let now = u64::try_from(chrono::Utc::now().timestamp_micros()).unwrap_or(0);
-                let left = deadline.saturating_sub(now) / 1_000_000;
-                eprint!("\r{jail}: watching, {left} s left   ");
-                let _ = std::io::stderr().flush();
-            }
-            _ = &mut interrupt => {
-                if terminal {
-                    eprintln!();
-                }
-                eprintln!(
-                    "{jail}: stopped watching; the trial goes on until {} and is judged by \
-                     the daemon (fail2ban-healthd status | confirm | abort)",
-                    time(deadline).unwrap_or_default()
-                );
-                return Ok(130);
-            }
-            () = &mut closed => break None,
-        }
+    let watched = Watched {
+        conn: &conn,
+        p: &p,
+        jail,
+        started,
+        deadline,
     };
-    if terminal {
-        eprintln!();
-    }
-    let Some(v) = verdict else {
-        return Err(Failure {
+    match watched.until_verdict(&mut ended).await {
+        Outcome::Verdict(v) => {
+            report(&p, jail, started, deadline, &v, as_json).await;
+            Ok(if v.kept { 0 } else { 1 })
+        }
+        Outcome::Interrupted => {
+            eprintln!(
+                "{jail}: stopped watching; the trial goes on until {} and is judged by \
+                 the daemon (fail2ban-healthd status | confirm | abort)",
+                time(deadline).unwrap_or_default()
+            );
+            Ok(130)
+        }
+        Outcome::Lost => Err(Failure {
             message: format!(
                 "lost the connection to {} while the trial of {jail} ran; the daemon judges it \
                  all the same (fail2ban-healthd status)",
                 bus.describe()
             ),
             status: 2,
-        });
-    };
-    report(&p, jail, started, deadline, &v, as_json).await;
-    Ok(if v.kept { 0 } else { 1 })
+        }),
+    }
+}
+
+/// Calls `Try`; answers with the trial's start.
+async fn start(
+    bus: &BusArgs,
+    p: &Health1Proxy<'_>,
+    jail: &str,
+    timeout: Option<Duration>,
+) -> Result<u64, Failure> {
+    eprintln!("{jail}: running fail2ban's checks and reloading fail2ban…");
+    let usec = timeout.map_or(0, |t| u64::try_from(t.as_micros()).unwrap_or(u64::MAX));
+    match call_managing(p, "Try", &(jail, usec)).await {
+        Ok(started) => Ok(started),
+        // The daemon's own refusal: nothing started.
+        Err(e @ zbus::Error::MethodError(..)) => Err(Failure {
+            status: 2,
+            ..call_failed(bus, e)
+        }),
+        // No answer (the daemon restarted during the reload, say): the
+        // trial may have started all the same, and is then followed.
+        Err(e) => started_meanwhile(p, jail).await.ok_or_else(|| Failure {
+            status: 2,
+            ..call_failed(bus, e)
+        }),
+    }
+}
+
+/// How watching a trial ended.
+enum Outcome {
+    /// The daemon's verdict.
+    Verdict(Verdict),
+    /// Ctrl-C: the trial goes on without the client.
+    Interrupted,
+    /// The bus went away.
+    Lost,
+}
+
+/// A started trial being watched.
+struct Watched<'a> {
+    conn: &'a zbus::Connection,
+    p: &'a Health1Proxy<'a>,
+    jail: &'a str,
+    started: u64,
+    deadline: u64,
+}
+
+impl Watched<'_> {
+    /// Waits for `TrialEnded` (or, every [`POLL`], a settled `Trial`
+    /// property), showing the time left on a terminal.
+    async fn until_verdict(&self, ended: &mut crate::bus::proxy::TrialEndedStream) -> Outcome {
+        let (jail, deadline) = (self.jail, self.deadline);
+        let terminal = std::io::stderr().is_terminal();
+        let mut poll = tokio::time::interval(POLL);
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut interrupt = std::pin::pin!(tokio::signal::ctrl_c());
+        let mut closed = std::pin::pin!(async { self.conn.closed().await });
+        let outcome = loop {
+            tokio::select! {
+                signal = ended.next() => {
+                    let Some(signal) = signal else { break Outcome::Lost };
+                    let Ok(args) = signal.args() else { continue };
+                    if *args.jail_name() == jail {
+                        break Outcome::Verdict(Verdict { kept: *args.kept(), cause: *args.cause() });
+                    }
+                }
+                _ = poll.tick() => {
+                    if let Some(v) = settled(self.p, jail, self.started).await {
+                        break Outcome::Verdict(v);
+                    }
+                }
+                _ = tick.tick(), if terminal && deadline > 0 => {
+                    let now = u64::try_from(chrono::Utc::now().timestamp_micros()).unwrap_or(0);
+                    let left = deadline.saturating_sub(now) / 1_000_000;
+                    eprint!("\r{jail}: watching, {left} s left   ");
+                    let _ = std::io::stderr().flush();
+                }
+                _ = &mut interrupt => break Outcome::Interrupted,
+                () = &mut closed => break Outcome::Lost,
+            }
+        };
+        if terminal {
+            eprintln!();
+        }
+        outcome
+    }
 }
 
 /// The start of a trial of `jail` that the daemon shows, waiting up to

@@ -27,10 +27,11 @@ use chrono::Utc;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
+use super::handle::Command;
 use super::metrics::Sample;
+use super::notify;
 use super::publish::Job;
 use super::socket_watch::SocketWatch;
-use super::{Command, notify};
 use crate::config::Config;
 use crate::fail2ban::{self, Prober};
 use crate::health::ServerStatus;

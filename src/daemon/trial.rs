@@ -29,46 +29,16 @@ use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 use zbus::Connection;
 
-use super::Handle;
+use super::handle::Handle;
 use super::rollback::{self, Failure, Restart, Settings};
 use crate::fail2ban::check::{CheckReport, CheckSettings};
-use crate::monitor::Refusal;
+use crate::rollback::TryError;
 
-/// The longest a trial may run.
-pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+/// The longest a trial may run (kept here for the command line).
+pub use crate::rollback::MAX_TIMEOUT;
 
 /// The longest the checks may take.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Why `Try` did not start a trial; nothing was changed.
-#[derive(Debug, thiserror::Error)]
-pub enum TryError {
-    /// `TrialInProgress`.
-    #[error("a trial is running already; confirm or abort it, or wait for its end")]
-    TrialInProgress,
-    /// `RollbackInProgress`.
-    #[error("a rollback is running; try again when it has ended")]
-    RollbackInProgress,
-    /// `TryFailed`, with the reason.
-    #[error("{0}")]
-    Failed(String),
-    /// `ShuttingDown`.
-    #[error("the daemon is stopping")]
-    ShuttingDown,
-}
-
-impl From<Refusal> for TryError {
-    fn from(r: Refusal) -> Self {
-        match r {
-            Refusal::TrialRunning => TryError::TrialInProgress,
-            Refusal::RollbackRunning => TryError::RollbackInProgress,
-            Refusal::JailRunning(jail) => TryError::Failed(format!(
-                "jail {jail} is running already: there is nothing to try"
-            )),
-            other => TryError::Failed(other.to_string()),
-        }
-    }
-}
 
 /// fail2ban's configuration directory: the one whose `jail.d` holds the
 /// drop-in.
@@ -287,25 +257,6 @@ async fn reload_unit(
     Ok(rollback::wait_job(&mut removed, &job, unit, deadline).await)
 }
 
-/// Checks a `Try` timeout: `0` means the crash window.
-///
-/// # Errors
-/// A message for a timeout out of range.
-pub fn timeout(usec: u64, crash_window: Duration) -> Result<Duration, String> {
-    let t = if usec == 0 {
-        crash_window
-    } else {
-        Duration::from_micros(usec)
-    };
-    if t < Duration::from_secs(1) || t > MAX_TIMEOUT {
-        return Err(format!(
-            "a trial's timeout must be between 1 s and {} h (0: the crash window), not {usec} µs",
-            MAX_TIMEOUT.as_secs() / 3600
-        ));
-    }
-    Ok(t)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -317,14 +268,5 @@ mod tests {
             Path::new("/etc/fail2ban")
         );
         assert!(config_dir(Path::new("/etc/fail2ban/zz.local")).is_err());
-    }
-
-    #[test]
-    fn timeouts_are_bounded_and_zero_is_the_window() {
-        let w = Duration::from_secs(60);
-        assert_eq!(timeout(0, w).unwrap(), w);
-        assert_eq!(timeout(5_000_000, w).unwrap(), Duration::from_secs(5));
-        assert!(timeout(999_999, w).is_err());
-        assert!(timeout(u64::MAX, w).is_err());
     }
 }

@@ -13,22 +13,37 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use zbus::Connection;
 
+use super::tasks::Stop;
 use crate::monitor::UnitState;
-use crate::systemd::{FailUnit, ManagerProxy, UnitProxy};
+use crate::systemd::{FailUnit, ManagerProxy, ReloadingStream, UnitProxy};
 
 /// Sends the unit's state at start and after each change, until the
-/// receiver is gone. Looks again after systemd reloads its units (socket
-/// activation may have been switched on), and after a failure, with a
-/// growing pause; without systemd on the bus it ends at once.
+/// receiver is gone or the daemon stops. Looks again after systemd reloads
+/// its units (socket activation may have been switched on), and after a
+/// failure, with a growing pause; without systemd on the bus it ends at
+/// once.
 pub async fn run(
     conn: Connection,
     unit: String,
     socket_path: PathBuf,
     states: mpsc::UnboundedSender<UnitState>,
+    mut stop: Stop,
+) {
+    tokio::select! {
+        () = stop.stopped() => tracing::debug!(unit = %unit, "unit_watch_stopped"),
+        () = follow_all(&conn, &unit, &socket_path, &states) => {}
+    }
+}
+
+async fn follow_all(
+    conn: &Connection,
+    unit: &str,
+    socket_path: &Path,
+    states: &mpsc::UnboundedSender<UnitState>,
 ) {
     let mut pause = Duration::from_secs(1);
     loop {
-        match follow(&conn, &unit, &socket_path, &states).await {
+        match follow(conn, unit, socket_path, states).await {
             Ok(Followed::Reloaded) => pause = Duration::from_secs(1),
             Ok(Followed::Done) => return,
             Err(e) if no_systemd(&e) => {
@@ -85,12 +100,18 @@ async fn read_state(units: &FailUnit<'_>) -> zbus::Result<UnitState> {
     }
 }
 
-async fn follow(
-    conn: &Connection,
-    unit: &str,
-    socket_path: &Path,
-    states: &mpsc::UnboundedSender<UnitState>,
-) -> zbus::Result<Followed> {
+/// What is followed: the units, systemd's reloads, and the change streams
+/// of the service and of its `.socket` unit.
+struct Watched {
+    units: FailUnit<'static>,
+    reloads: ReloadingStream,
+    service_changes: zbus::proxy::PropertyStream<'static, String>,
+    socket_changes: Option<zbus::proxy::PropertyStream<'static, String>>,
+}
+
+/// Subscribes to systemd and opens the units; `None` without systemd on
+/// the bus or without the unit.
+async fn open(conn: &Connection, unit: &str, socket_path: &Path) -> zbus::Result<Option<Watched>> {
     // Asked first, so that a bus without systemd is not asked to start it.
     let systemd = zbus::names::BusName::try_from("org.freedesktop.systemd1")?;
     if !zbus::fdo::DBusProxy::new(conn)
@@ -99,10 +120,10 @@ async fn follow(
         .await?
     {
         tracing::info!(unit = %unit, "unit_watch_no_systemd");
-        return Ok(Followed::Done);
+        return Ok(None);
     }
     let manager = ManagerProxy::new(conn).await?;
-    let mut reloads = manager.receive_reloading().await?;
+    let reloads = manager.receive_reloading().await?;
     // systemd sends unit property changes only to subscribed clients; a
     // second subscription of this connection is refused, and harmless.
     if let Err(e) = manager.subscribe().await
@@ -112,21 +133,47 @@ async fn follow(
     }
     let Some(units) = FailUnit::open(conn, unit, socket_path).await? else {
         tracing::info!(unit = %unit, "unit_watch_no_unit");
-        return Ok(Followed::Done);
+        return Ok(None);
     };
     if let Some((name, _)) = &units.socket {
         tracing::info!(unit = %unit, socket_unit = %name, "fail2ban_socket_activated");
     }
     // The change streams need cached proxies of their own.
     let watched = cached(conn, &units.unit).await?;
-    let mut service_changes = watched.receive_active_state_changed().await;
-    let socket_watched = match &units.socket {
-        Some((_, proxy)) => Some(cached(conn, proxy).await?),
+    let service_changes = watched.receive_active_state_changed().await;
+    let socket_changes = match &units.socket {
+        Some((_, proxy)) => Some(
+            cached(conn, proxy)
+                .await?
+                .receive_active_state_changed()
+                .await,
+        ),
         None => None,
     };
-    let mut socket_changes = match &socket_watched {
-        Some(p) => Some(p.receive_active_state_changed().await),
-        None => None,
+    Ok(Some(Watched {
+        units,
+        reloads,
+        service_changes,
+        socket_changes,
+    }))
+}
+
+/// Follows the units until systemd reloads, the receiver is gone, or
+/// systemd's signals end.
+async fn follow(
+    conn: &Connection,
+    unit: &str,
+    socket_path: &Path,
+    states: &mpsc::UnboundedSender<UnitState>,
+) -> zbus::Result<Followed> {
+    let Some(Watched {
+        units,
+        mut reloads,
+        mut service_changes,
+        mut socket_changes,
+    }) = open(conn, unit, socket_path).await?
+    else {
+        return Ok(Followed::Done);
     };
     tracing::info!(unit = %unit, "unit_watch_started");
     let mut last = read_state(&units).await?;
