@@ -209,6 +209,52 @@ fn an_unreachable_bus_exits_1() {
 }
 
 #[tokio::test]
+async fn a_second_daemon_on_the_same_bus_fails_and_leaves_the_name_to_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = PrivateBus::start();
+    let first = Daemon::start(&bus, &dir.path().join("none.sock"), &[], &[]).await;
+    let conn = bus.connect().await;
+    let dbus = zbus::fdo::DBusProxy::new(&conn).await.unwrap();
+    let name = zbus::names::BusName::try_from(fail2ban_healthd::bus::NAME).unwrap();
+    let owner = dbus.get_name_owner(name.clone()).await.unwrap();
+
+    let mut second = Command::new(env!("CARGO_BIN_EXE_fail2ban-healthd"))
+        .args([
+            "run",
+            "--log",
+            "stderr",
+            "--bus-address",
+            &bus.address,
+            "--socket",
+        ])
+        .arg(dir.path().join("none.sock"))
+        .arg("--state-file")
+        .arg(dir.path().join("second-state.json"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Generous: it fails at its first bus call. One that took the name
+    // would run on; it is killed so that the assertions below say so.
+    let limit = Instant::now() + Duration::from_secs(30);
+    while second.try_wait().unwrap().is_none() && Instant::now() < limit {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = second.kill();
+    let out = second.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot own the bus name"),
+        "the second daemon says why it stops: {stderr}"
+    );
+    // The first still owns the name, with the same connection, and answers.
+    assert_eq!(dbus.get_name_owner(name).await.unwrap(), owner);
+    let (_c, p) = proxy(&bus).await;
+    assert!(!p.probe().await.unwrap(), "fail2ban is absent: offline");
+    drop(first);
+}
+
+#[tokio::test]
 async fn the_file_is_read_and_flags_override_it() {
     let server = Fail2ban::start();
     let bus = PrivateBus::start();

@@ -158,7 +158,10 @@ async fn serve(config: &Config, rollbacks: Rollbacks) -> anyhow::Result<Connecti
         .build()
         .await
         .context("cannot connect to the D-Bus bus")?;
-    conn.request_name(NAME)
+    // Neither queued nor replaceable: a second daemon on the same bus fails
+    // here instead of taking the name from the one that runs (zbus's default
+    // flags allow replacement).
+    conn.request_name_with_flags(NAME, zbus::fdo::RequestNameFlags::DO_NOT_QUEUE)
         .await
         .with_context(|| format!("cannot own the bus name {NAME}"))?;
     tracing::info!(bus_name = NAME, "bus_name_acquired");
