@@ -160,7 +160,7 @@ pub enum Command {
 /// A trial's timeout: 1 s to 24 h.
 fn parse_trial_timeout(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s.trim()).map_err(|e| format!("{s:?}: {e}"))?;
-    if d < Duration::from_secs(1) || d > crate::daemon::trial::MAX_TIMEOUT {
+    if d < Duration::from_secs(1) || d > crate::rollback::MAX_TIMEOUT {
         return Err(format!("{s:?}: a trial runs from 1s to 24h"));
     }
     Ok(d)
