@@ -106,3 +106,12 @@ pub mod logging;
 pub mod state;
 #[doc(hidden)]
 pub mod systemd;
+
+// The Rust examples in the user and API documents are compiled (and run,
+// unless marked `no_run`) by `cargo test --doc` like the ones above.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;
+#[cfg(doctest)]
+#[doc = include_str!("../docs/dbus-api.md")]
+struct DbusApiExamples;
