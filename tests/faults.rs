@@ -62,11 +62,12 @@ async fn a_hundred_kills_and_restarts_publish_each_transition_once_in_order() {
             baseline = Some((rss_kib(daemon.pid()), fds(daemon.pid())));
         }
     }
-    // Nothing more arrives: each transition was published once.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(rx.try_recv().is_err(), "an extra signal");
     let (rss0, fds0) = baseline.unwrap();
     let (rss1, fds1) = (rss_kib(daemon.pid()), fds(daemon.pid()));
+    // Each transition was published once: the signal after the last
+    // CameOnline is the WentOffline of one more kill.
+    server.signal_and_wait(Signal::SIGKILL);
+    assert_eq!(next_signal(&mut rx).await, "WentOffline", "an extra signal");
     println!(
         "100 kill/restart cycles in {:.1} s; daemon RSS {rss0} -> {rss1} KiB, fds {fds0} -> {fds1}",
         start.elapsed().as_secs_f64()
@@ -77,12 +78,14 @@ async fn a_hundred_kills_and_restarts_publish_each_transition_once_in_order() {
 
 #[tokio::test]
 async fn a_frozen_fail2ban_times_out_while_the_bus_stays_responsive() {
-    let server = Fail2ban::start_with(&["alpha"]);
+    let mut server = Fail2ban::start_with(&["alpha"]);
     let bus = PrivateBus::start();
+    // A probe of the frozen server lasts 3 s, twice (a timeout is asked
+    // again at once): a read that waited for it would take seconds.
     let _daemon = Daemon::start(
         &bus,
         &server.socket,
-        &["--probe-interval", "1s", "--probe-timeout", "1s"],
+        &["--probe-interval", "1s", "--probe-timeout", "3s"],
         &[],
     )
     .await;
@@ -118,8 +121,8 @@ async fn a_frozen_fail2ban_times_out_while_the_bus_stays_responsive() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // About 1 s + 2 x 3 s after the freeze; within the 30 s it lasts.
     let went_offline = went_offline.expect("WentOffline while frozen");
-    assert!(went_offline < Duration::from_secs(5), "{went_offline:?}");
     assert!(!p.online().await.unwrap());
     assert_eq!(p.offline_reason().await.unwrap(), 5);
     kill(server.pid(), Signal::SIGCONT).unwrap();
@@ -130,12 +133,16 @@ async fn a_frozen_fail2ban_times_out_while_the_bus_stays_responsive() {
          CameOnline {:?} after SIGCONT",
         thawed.elapsed()
     );
-    assert!(worst < Duration::from_millis(250), "a read took {worst:?}");
+    // Reads take milliseconds; one that waited for a probe of the frozen
+    // server would take 3 s or more. The bound proves the point with room
+    // for a loaded machine.
+    assert!(worst < Duration::from_secs(1), "a read took {worst:?}");
     assert!(p.online().await.unwrap());
     assert_eq!(p.active_jails().await.unwrap(), 1);
-    // Each transition once.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(rx.try_recv().is_err());
+    // Each transition once: the signal after CameOnline is the WentOffline
+    // of a kill.
+    server.signal_and_wait(Signal::SIGKILL);
+    assert_eq!(next_signal(&mut rx).await, "WentOffline", "an extra signal");
 }
 
 #[tokio::test]
