@@ -49,7 +49,7 @@ async fn a_record_survives_sigkill_of_the_daemon() {
     let record = p.pending_recovery().await.unwrap();
     let activation = p.last_activation().await.unwrap();
     // The write follows the change at once; give the disk a moment.
-    common::wait_until(Duration::from_secs(5), "the record on disk", || {
+    common::wait_until(Duration::from_secs(20), "the record on disk", || {
         fail2ban_healthd::state::load(&state)
             .ok()
             .flatten()
@@ -134,7 +134,7 @@ async fn a_garbage_state_file_is_moved_aside_and_the_daemon_starts_clean() {
     assert_eq!(std::fs::read(&aside[0]).unwrap(), b"\x00\xff{ not json");
     // New changes are saved to a fresh file.
     p.register_activation("alpha").await.unwrap();
-    common::wait_until(Duration::from_secs(5), "a fresh state file", || {
+    common::wait_until(Duration::from_secs(20), "a fresh state file", || {
         fail2ban_healthd::state::load(&state)
             .ok()
             .flatten()

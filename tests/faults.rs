@@ -204,7 +204,7 @@ async fn ten_thousand_activations_from_eight_clients() {
         after < before + 4096,
         "RSS grew from {before} to {after} KiB"
     );
-    common::wait_until(Duration::from_secs(5), "the state written", || {
+    common::wait_until(Duration::from_secs(20), "the state written", || {
         std::fs::read_to_string(&state).is_ok_and(|t| t.contains(&name))
     });
     let size = std::fs::metadata(&state).unwrap().len();
