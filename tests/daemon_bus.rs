@@ -262,9 +262,17 @@ async fn a_crash_after_the_window_is_only_offline() {
     server.spawn();
     common::bus::probe_until(&p, true, "fail2ban back").await;
     let mut names = Vec::new();
+    let mut startup_skipped = false;
     while names.last().map(String::as_str) != Some("CameOnline") {
         let msg = within("CameOnline", 10, signals.next()).await.unwrap();
-        names.push(msg.header().member().unwrap().to_string());
+        let name = msg.header().member().unwrap().to_string();
+        // The CameOnline of the daemon's first probe, published after
+        // Probe() answered, may reach this subscription first.
+        if names.is_empty() && name == "CameOnline" && !startup_skipped {
+            startup_skipped = true;
+            continue;
+        }
+        names.push(name);
     }
     assert_eq!(
         names,
