@@ -225,7 +225,17 @@ async fn an_unprivileged_caller_gets_permission_denied() {
     // The build tree may sit under a private home: run a copy from a place
     // uid 65534 can read.
     let bin = server.dir().join("fail2ban-healthd");
-    std::fs::copy(env!("CARGO_BIN_EXE_fail2ban-healthd"), &bin).unwrap();
+    // Copied by `cp`, not in this process: a child that another test
+    // thread forks while this process holds the copy open for writing
+    // would inherit that descriptor until its exec, and running the copy
+    // then fails with "Text file busy".
+    let cp = common::require_program("cp", "coreutils");
+    let copied = Command::new(cp)
+        .arg(env!("CARGO_BIN_EXE_fail2ban-healthd"))
+        .arg(&bin)
+        .status()
+        .unwrap();
+    assert!(copied.success());
     std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
     let out = Command::new(setpriv)
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
