@@ -88,6 +88,10 @@ fn cases() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
+/// Each refused by the guard, in well under a second (a debug build on a
+/// loaded machine took up to 0.7 s, for `long_repeats`); the bound only
+/// proves that none is expanded, which would take minutes or all memory.
+/// The figures are `cargo bench --bench hostile`'s.
 #[test]
 fn each_hostile_pickle_is_refused_in_process_quickly() {
     for (name, pickle) in cases() {
@@ -95,7 +99,8 @@ fn each_hostile_pickle_is_refused_in_process_quickly() {
         let err = codec::decode_reply(&pickle).unwrap_err();
         let took = start.elapsed();
         assert!(matches!(err, CodecError::Expansive(_)), "{name}: {err:?}");
-        assert!(took < Duration::from_secs(2), "{name} took {took:?}");
+        println!("{name}: refused in {took:?}");
+        assert!(took < Duration::from_secs(10), "{name} took {took:?}");
     }
     // A huge memo index is no problem: a sparse memo, a small value.
     let reply = codec::decode_reply(&huge_memo_index()).unwrap();
@@ -211,7 +216,10 @@ async fn probe_hostile(reply: Vec<u8>, timeout: &str) -> (common::fake::ProbeRun
 /// A reply holding one integer of 2 000 000 decimal digits, as text
 /// (`INT`, `LONG`) and in binary (`LONG4`, the same magnitude in 830 483
 /// bytes), decoded by serde-pickle in quadratic time: refused at once,
-/// and `probe --timeout 2` answers well within its deadline.
+/// and `probe --timeout 2` answers with the guard's protocol error, not a
+/// timeout. The binary's whole run (start, a 2 MB reply, the refusal) took
+/// up to 0.7 s in a debug build on a loaded machine; the bound is
+/// generous.
 #[tokio::test]
 async fn a_two_million_digit_integer_is_refused_within_the_deadline() {
     let digits = "9".repeat(2_000_000);
@@ -233,8 +241,9 @@ async fn a_two_million_digit_integer_is_refused_within_the_deadline() {
         );
         let error = report["error"].as_str().unwrap();
         assert!(error.contains("an integer of"), "{name}: {error}");
+        println!("{name}: the binary answered in {:?}", run.elapsed);
         assert!(
-            run.elapsed < Duration::from_millis(1500),
+            run.elapsed < Duration::from_secs(10),
             "{name}: took {:?} for a 2 s deadline",
             run.elapsed
         );

@@ -25,7 +25,7 @@ async fn within<T>(what: &str, secs: u64, fut: impl std::future::Future<Output =
 async fn properties_match_fail2ban() {
     let server = Fail2ban::start();
     server.log_line("alpha", "FAIL login from 192.0.2.9");
-    common::wait_until(Duration::from_secs(10), "the failure counted", || {
+    common::wait_until(Duration::from_secs(30), "the failure counted", || {
         server
             .client(&["status", "alpha"])
             .contains("Total failed:\t1")
@@ -181,10 +181,10 @@ async fn a_crash_inside_the_window_is_attributed_and_its_recovery_seen() {
     common::bus::probe_until(&p, false, "fail2ban killed").await;
     // Refused (3), or connection lost (8) when the kill caught a probe
     // mid-conversation (the activation starts one at once).
-    let went = within("WentOffline", 5, offline.next()).await.unwrap();
+    let went = within("WentOffline", 10, offline.next()).await.unwrap();
     let reason = went.args().unwrap().reason;
     assert!(reason == 3 || reason == 8, "{reason}");
-    let c = within("ActivationCrashDetected", 5, crash.next())
+    let c = within("ActivationCrashDetected", 10, crash.next())
         .await
         .unwrap();
     let args = c.args().unwrap();
@@ -206,8 +206,8 @@ async fn a_crash_inside_the_window_is_attributed_and_its_recovery_seen() {
 
     server.spawn();
     common::bus::probe_until(&p, true, "fail2ban back").await;
-    within("CameOnline", 5, online.next()).await.unwrap();
-    let res = within("RecoveryResolved", 5, resolved.next())
+    within("CameOnline", 10, online.next()).await.unwrap();
+    let res = within("RecoveryResolved", 10, resolved.next())
         .await
         .unwrap();
     assert_eq!(res.args().unwrap().jail_name, "alpha");
@@ -244,17 +244,39 @@ async fn a_crash_after_the_window_is_only_offline() {
     .await;
     let (_c, p) = proxy(&bus).await;
     assert!(p.probe().await.unwrap());
-    let mut offline = p.receive_went_offline().await.unwrap();
-    let mut crash = p.receive_activation_crash_detected().await.unwrap();
-    p.register_activation("alpha").await.unwrap();
-    tokio::time::sleep(Duration::from_millis(2300)).await;
+    // Every signal of the interface, in the order the daemon sent them.
+    let mut signals = p.inner().receive_all_signals().await.unwrap();
+    let at = p.register_activation("alpha").await.unwrap();
+    // The window (2 s from ActivatedAt, microseconds since the epoch) is
+    // over on the clock that dated the activation, with half a second to
+    // spare for the daemon's own instant being taken a little later.
+    let window_end =
+        std::time::UNIX_EPOCH + Duration::from_micros(at) + Duration::from_millis(2500);
+    common::wait_until(Duration::from_secs(10), "the crash window over", || {
+        std::time::SystemTime::now() >= window_end
+    });
     server.signal_and_wait(Signal::SIGKILL);
     assert!(!p.probe().await.unwrap());
-    within("WentOffline", 5, offline.next()).await.unwrap();
-    assert!(
-        tokio::time::timeout(Duration::from_millis(500), crash.next())
-            .await
-            .is_err(),
+    // A crash would be judged on this offline transition, before the next
+    // one: between WentOffline and the CameOnline of the restart, nothing.
+    server.spawn();
+    common::bus::probe_until(&p, true, "fail2ban back").await;
+    let mut names = Vec::new();
+    let mut startup_skipped = false;
+    while names.last().map(String::as_str) != Some("CameOnline") {
+        let msg = within("CameOnline", 10, signals.next()).await.unwrap();
+        let name = msg.header().member().unwrap().to_string();
+        // The CameOnline of the daemon's first probe, published after
+        // Probe() answered, may reach this subscription first.
+        if names.is_empty() && name == "CameOnline" && !startup_skipped {
+            startup_skipped = true;
+            continue;
+        }
+        names.push(name);
+    }
+    assert_eq!(
+        names,
+        ["WentOffline", "CameOnline"],
         "no crash event expected"
     );
     assert!(record(&p).await.is_empty());
@@ -278,7 +300,7 @@ async fn a_jail_that_never_runs_is_cause_2_and_its_record_is_never_overwritten()
     let started = Instant::now();
     p.register_activation("ghost").await.unwrap();
     // No call needed: the daemon probes right after the grace by itself.
-    let c = within("cause 2", 5, crash.next()).await.unwrap();
+    let c = within("cause 2", 10, crash.next()).await.unwrap();
     assert!(started.elapsed() >= Duration::from_secs(1));
     assert_eq!(c.args().unwrap().jail_name, "ghost");
     assert_eq!(c.args().unwrap().cause, 2);
@@ -289,7 +311,7 @@ async fn a_jail_that_never_runs_is_cause_2_and_its_record_is_never_overwritten()
     p.register_activation("alpha").await.unwrap();
     server.signal_and_wait(Signal::SIGKILL);
     assert!(!p.probe().await.unwrap());
-    within("WentOffline", 5, offline.next()).await.unwrap();
+    within("WentOffline", 10, offline.next()).await.unwrap();
     let after = record(&p).await;
     assert_eq!(get::<String>(&after, "JailName"), "ghost");
     assert_eq!(get::<u32>(&after, "Cause"), 2);
@@ -458,7 +480,13 @@ async fn property_reads_stay_fast_while_a_probe_hangs() {
     // The first probe hangs in the daemon; a Probe call waits with it.
     let (_c2, p2) = proxy(&bus).await;
     let waiting = tokio::spawn(async move { p2.probe().await });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The daemon's probe has sent its first request, which never gets an
+    // answer.
+    let start = Instant::now();
+    while fake.requests().is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(10), "no probe came");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let props = zbus::fdo::PropertiesProxy::builder(&_c)
         .destination(fail2ban_healthd::bus::NAME)
         .path(fail2ban_healthd::bus::PATH)
@@ -472,8 +500,11 @@ async fn property_reads_stay_fast_while_a_probe_hangs() {
         let iface = zbus::names::InterfaceName::try_from(fail2ban_healthd::bus::INTERFACE).unwrap();
         let all = props.get_all(iface).await.unwrap();
         assert_eq!(all.len(), 12);
+        // Far below the 30 s the probe may hang: the reads do not wait for
+        // it (they take milliseconds; the bound leaves room for a loaded
+        // machine).
         assert!(
-            start.elapsed() < Duration::from_millis(50),
+            start.elapsed() < Duration::from_secs(2),
             "reads took {:?}",
             start.elapsed()
         );

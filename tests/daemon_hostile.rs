@@ -192,7 +192,6 @@ fn set_nofile(pid: nix::unistd::Pid, soft: &str) {
 /// bus; no record, no `WentOffline`.
 #[tokio::test]
 async fn the_daemons_own_emfile_is_not_fail2ban_going_offline() {
-    use futures_util::StreamExt as _;
     let server = common::Fail2ban::start();
     let bus = PrivateBus::start();
     let daemon = Daemon::start(
@@ -206,7 +205,6 @@ async fn the_daemons_own_emfile_is_not_fail2ban_going_offline() {
     let (_c, p) = proxy(&bus).await;
     assert!(p.probe().await.unwrap());
     p.register_activation("alpha").await.unwrap();
-    let mut offline = p.receive_went_offline().await.unwrap();
     let started = Instant::now();
     while !daemon.log_text().contains("probe_failed_locally") {
         // The last probe's socket may close only now: lower the limit to
@@ -243,11 +241,10 @@ async fn the_daemons_own_emfile_is_not_fail2ban_going_offline() {
         assert!(p.probe().await.unwrap());
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert!(
-        tokio::time::timeout(Duration::from_millis(200), offline.next())
-            .await
-            .is_err(),
-        "WentOffline was emitted"
-    );
+    // A probe after the recovery: every event before it is in the log
+    // (the daemon logs a step's events before it publishes them).
+    assert!(p.probe().await.unwrap());
+    let log = daemon.log_text();
+    assert!(!log.contains("fail2ban_went_offline"), "{log}");
     assert!(p.pending_recovery().await.unwrap().is_empty());
 }

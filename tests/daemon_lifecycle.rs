@@ -50,19 +50,21 @@ async fn notifies_systemd_and_stops_cleanly_on_sigterm() {
     };
     read_until(
         &|s| s.iter().any(|l| l == "READY=1"),
-        Duration::from_secs(5),
+        Duration::from_secs(20),
     );
     read_until(
         &|s| {
             s.iter()
                 .any(|l| l.starts_with("STATUS=fail2ban ") && l.contains("online, 2 jails"))
         },
-        Duration::from_secs(5),
+        Duration::from_secs(20),
     );
-    // Half of WATCHDOG_USEC: several pings within a second.
+    // Half of WATCHDOG_USEC: several pings within a second (the bound
+    // leaves room for a loaded machine; pings at the 30 s probe interval
+    // would not make it).
     read_until(
         &|s| s.iter().filter(|l| *l == "WATCHDOG=1").count() >= 3,
-        Duration::from_secs(2),
+        Duration::from_secs(5),
     );
 
     let conn = bus.connect().await;
@@ -70,11 +72,11 @@ async fn notifies_systemd_and_stops_cleanly_on_sigterm() {
     let name = || zbus::names::BusName::try_from(fail2ban_healthd::bus::NAME).unwrap();
     assert!(dbus.name_has_owner(name()).await.unwrap());
     kill(daemon.pid(), Signal::SIGTERM).unwrap();
-    let status = daemon.wait_exit(Duration::from_secs(5));
+    let status = daemon.wait_exit(Duration::from_secs(20));
     assert_eq!(status.code(), Some(0), "{}", daemon.log_text());
     read_until(
         &|s| s.iter().any(|l| l == "STOPPING=1"),
-        Duration::from_secs(2),
+        Duration::from_secs(10),
     );
     assert!(
         !dbus.name_has_owner(name()).await.unwrap(),
@@ -94,7 +96,7 @@ async fn status_line_tells_why_fail2ban_is_offline() {
     let notify_path = dir.path().join("notify.sock");
     let notify = UnixDatagram::bind(&notify_path).unwrap();
     notify
-        .set_read_timeout(Some(Duration::from_secs(5)))
+        .set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
     let _daemon = Daemon::start(
         &bus,
@@ -111,7 +113,7 @@ async fn status_line_tells_why_fail2ban_is_offline() {
         if text.contains("STATUS=fail2ban offline: connection refused") {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(5), "last: {text}");
+        assert!(start.elapsed() < Duration::from_secs(20), "last: {text}");
     }
 }
 
@@ -121,10 +123,9 @@ async fn losing_the_bus_makes_the_daemon_exit_non_zero() {
     let mut bus = PrivateBus::start();
     let mut daemon = Daemon::start(&bus, &dir.path().join("none.sock"), &[], &[]).await;
     bus.kill();
-    let start = Instant::now();
-    let status = daemon.wait_exit(Duration::from_secs(5));
+    // It exits by itself (at once; the limit is generous).
+    let status = daemon.wait_exit(Duration::from_secs(20));
     assert_eq!(status.code(), Some(1), "{}", daemon.log_text());
-    assert!(start.elapsed() < Duration::from_secs(2));
 }
 
 fn run_with(args: &[&str]) -> std::process::Output {
@@ -343,10 +344,27 @@ async fn one_step_is_one_properties_changed() {
     let mut changes = props.receive_properties_changed().await.unwrap();
     server.spawn();
     common::bus::probe_until(&p, true, "fail2ban back").await;
-    let first = tokio::time::timeout(Duration::from_secs(5), changes.next())
+    let mut first = tokio::time::timeout(Duration::from_secs(10), changes.next())
         .await
         .unwrap()
         .unwrap();
+    // The first probe's change (OfflineReason, from "not probed yet" to
+    // refused) is published after Probe() answered, and may reach this
+    // subscription first.
+    let startup = first
+        .args()
+        .unwrap()
+        .changed_properties
+        .keys()
+        .copied()
+        .collect::<Vec<_>>()
+        == ["OfflineReason"];
+    if startup {
+        first = tokio::time::timeout(Duration::from_secs(10), changes.next())
+            .await
+            .unwrap()
+            .unwrap();
+    }
     let args = first.args().unwrap();
     assert_eq!(
         args.interface_name.as_str(),
@@ -358,11 +376,18 @@ async fn one_step_is_one_properties_changed() {
         names,
         ["ActiveJails", "Jails", "OfflineReason", "Online", "Version"]
     );
+    // One signal for the step: the next one is a later step's, that of an
+    // activation registered now.
+    p.register_activation("alpha").await.unwrap();
+    let next = tokio::time::timeout(Duration::from_secs(10), changes.next())
+        .await
+        .unwrap()
+        .unwrap();
+    let args = next.args().unwrap();
+    let names: Vec<&str> = args.changed_properties.keys().copied().collect();
     assert!(
-        tokio::time::timeout(Duration::from_millis(300), changes.next())
-            .await
-            .is_err(),
-        "one signal for the step"
+        names.contains(&"LastActivation") && !names.contains(&"Online"),
+        "one signal for the step, then the activation's: {names:?}"
     );
 }
 

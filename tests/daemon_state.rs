@@ -49,7 +49,7 @@ async fn a_record_survives_sigkill_of_the_daemon() {
     let record = p.pending_recovery().await.unwrap();
     let activation = p.last_activation().await.unwrap();
     // The write follows the change at once; give the disk a moment.
-    common::wait_until(Duration::from_secs(5), "the record on disk", || {
+    common::wait_until(Duration::from_secs(20), "the record on disk", || {
         fail2ban_healthd::state::load(&state)
             .ok()
             .flatten()
@@ -93,13 +93,14 @@ async fn a_record_survives_sigkill_of_the_daemon() {
         "{}",
         again.log_text()
     );
-    // The restored activation is spent: no second record for it.
-    let mut crash2 = p2.receive_activation_crash_detected().await.unwrap();
-    assert!(
-        tokio::time::timeout(Duration::from_millis(2500), crash2.next())
-            .await
-            .is_err()
-    );
+    // The restored activation is spent: no second record for it. Its grace
+    // is long over, so the new daemon's first probe would judge it; once
+    // Probe() has answered, that probe's events are in the log (they are
+    // logged before its snapshot is published).
+    assert!(p2.probe().await.unwrap());
+    let log = again.log_text();
+    assert!(log.contains("health_check_complete"), "{log}");
+    assert!(!log.contains("activation_crash_detected"), "{log}");
 }
 
 #[tokio::test]
@@ -133,7 +134,7 @@ async fn a_garbage_state_file_is_moved_aside_and_the_daemon_starts_clean() {
     assert_eq!(std::fs::read(&aside[0]).unwrap(), b"\x00\xff{ not json");
     // New changes are saved to a fresh file.
     p.register_activation("alpha").await.unwrap();
-    common::wait_until(Duration::from_secs(5), "a fresh state file", || {
+    common::wait_until(Duration::from_secs(20), "a fresh state file", || {
         fail2ban_healthd::state::load(&state)
             .ok()
             .flatten()
@@ -148,10 +149,16 @@ async fn a_kill_at_any_moment_leaves_a_state_file_that_parses() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state.json");
     let state_arg = state.to_str().unwrap().to_owned();
-    let mut seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
+    // The kill moments come from a seed, printed; HEALTHD_TEST_SEED=N
+    // replays a run.
+    let mut seed = match std::env::var("HEALTHD_TEST_SEED") {
+        Ok(v) => v.parse().expect("HEALTHD_TEST_SEED is a number"),
+        Err(_) => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64,
+    };
+    println!("seed {seed} (HEALTHD_TEST_SEED={seed} replays its kill moments)");
     let mut next_random = move || {
         seed = seed
             .wrapping_mul(6364136223846793005)
@@ -184,8 +191,9 @@ async fn a_kill_at_any_moment_leaves_a_state_file_that_parses() {
                 .unwrap();
             assert!(memory.last_activation.is_some());
         }
+        // A guard against a loop that makes no progress, not a figure.
         assert!(
-            started.elapsed() < Duration::from_secs(60),
+            started.elapsed() < Duration::from_secs(600),
             "{changes} changes in {kills} kills"
         );
     }

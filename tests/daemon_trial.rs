@@ -60,6 +60,54 @@ async fn daemon_reloading_with(
     common::bus::rollback_daemon(bus, server, &dropin(server), reload, None, &args).await
 }
 
+/// As [`daemon_reloading_with`] without checks, with a jail start grace of
+/// 10 s instead of 1 s: a daemon started again during a trial judges the
+/// trial's jail a grace after its activation, and the held reload (then a
+/// restart of the daemon, then fail2ban-client's reload) must end before.
+async fn daemon_with_a_long_grace(
+    bus: &PrivateBus,
+    server: &Fail2ban,
+    reload: &str,
+    extra: &[&str],
+) -> Daemon {
+    let client = server.client_program();
+    let start = server.client_command("start");
+    let dropin = dropin(server);
+    let mut args = vec![
+        "--probe-interval",
+        "1m",
+        "--crash-window",
+        "60s",
+        "--jail-start-grace",
+        "10s",
+        "--watch-interval",
+        "200ms",
+        "--rollback-timeout",
+        "20s",
+        "--rollback-dropin",
+        dropin.to_str().unwrap(),
+        "--fail2ban-reload-command",
+        reload,
+        "--fail2ban-start-command",
+        &start,
+        "--fail2ban-client-command",
+        &client,
+        "--trial-checks",
+        "false",
+    ];
+    args.extend_from_slice(extra);
+    Daemon::start(bus, &server.socket, &args, &[]).await
+}
+
+/// Whether a process runs `script` (its command line names it).
+fn running_script(script: &std::path::Path) -> bool {
+    let needle = script.as_os_str().as_encoded_bytes();
+    std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+        std::fs::read(e.path().join("cmdline"))
+            .is_ok_and(|c| c.split(|b| *b == 0).any(|arg| arg == needle))
+    })
+}
+
 /// A server with alpha and beta, a private bus, the daemon (its drop-in
 /// holding `dropin_text` first, when given) and a proxy that has seen
 /// fail2ban online.
@@ -538,7 +586,7 @@ async fn try_follows_a_trial_whose_daemon_died_during_the_reload() {
     // The reload waits for the test's word.
     let (reload, go) = server.reload_on_word();
     let extra = ["--state-file", state_file.to_str().unwrap()];
-    let mut d = daemon_reloading_with(&bus, &server, false, Some(&reload), &extra).await;
+    let mut d = daemon_with_a_long_grace(&bus, &server, &reload, &extra).await;
     let (_c, p) = proxy(&bus).await;
     assert!(p.probe().await.unwrap());
     Kind::Good.write(&server, "gamma");
@@ -549,7 +597,7 @@ async fn try_follows_a_trial_whose_daemon_died_during_the_reload() {
                 "try",
                 "gamma",
                 "--timeout",
-                "6s",
+                "20s",
                 "--json",
                 "--bus-address",
                 &address,
@@ -569,9 +617,25 @@ async fn try_follows_a_trial_whose_daemon_died_during_the_reload() {
     })
     .await
     .expect("the trial starts");
+    // The daemon dies during the reload: the reload command runs (it
+    // waits for the word), and the state file holds the trial. The daemon
+    // saves the trial off the task that writes the drop-in and starts the
+    // reload, so a kill right after the trial shows can come before either
+    // (both seen under load), which this test is not about.
+    let script = server.dir().join("reload.sh");
+    common::wait_until(Duration::from_secs(20), "the reload running", || {
+        running_script(&script)
+    });
+    common::wait_until(Duration::from_secs(20), "the trial on disk", || {
+        fail2ban_healthd::state::load(&state_file)
+            .ok()
+            .flatten()
+            .and_then(|m| m.trial)
+            .is_some_and(|t| t.jail_name == "gamma")
+    });
     nix::sys::signal::kill(d.pid(), nix::sys::signal::Signal::SIGKILL).unwrap();
     d.wait_exit(Duration::from_secs(10));
-    let d = daemon_reloading_with(&bus, &server, false, Some(&reload), &extra).await;
+    let d = daemon_with_a_long_grace(&bus, &server, &reload, &extra).await;
     std::fs::write(&go, "").unwrap();
     let out = tokio::task::spawn_blocking(move || cli.join().unwrap())
         .await

@@ -141,7 +141,7 @@ fn ctrl_c_stops_everything_the_demo_started() {
         "{rest:#?}"
     );
     assert!(!dir.exists());
-    common::wait_until(Duration::from_secs(5), "no process left", || {
+    common::wait_until(Duration::from_secs(20), "no process left", || {
         processes_using(&dir).is_empty()
     });
     let _ = kill(pgid, None);

@@ -367,6 +367,11 @@ impl Fail2ban {
         }
     }
 
+    /// fail2ban's own log (`run/fail2ban.log`), for a failure's message.
+    pub fn server_log(&self) -> String {
+        fs::read_to_string(self.dir().join("run/fail2ban.log")).unwrap_or_default()
+    }
+
     /// Appends a line to a jail's log file.
     pub fn log_line(&self, jail: &str, line: &str) {
         let mut f = fs::OpenOptions::new()
