@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::Fail2ban;
 use common::bus::{Daemon, PrivateBus, client, get, proxy, record_when};
-use fail2ban_healthd::daemon::rollback::MARKER;
+use fail2ban_healthd::rollback::MARKER;
 use nix::sys::signal::Signal;
 
 const DROPIN: &str = "zz-fail2ban-healthd-rollback.local";

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use common::Fail2ban;
 use common::bus::{Daemon, PrivateBus, client, proxy};
 use fail2ban_healthd::bus::proxy::Health1Proxy;
-use fail2ban_healthd::daemon::rollback::MARKER;
+use fail2ban_healthd::rollback::MARKER;
 use futures_util::StreamExt as _;
 use zbus::OwnedVariant;
 
@@ -426,6 +426,51 @@ async fn refused_trials_write_nothing() {
     assert!(trial_property(&p).await.is_empty());
     assert_eq!(jails_of(&server), ["alpha", "beta"]);
     assert!(p.last_activation().await.unwrap().is_empty());
+}
+
+/// A trial reaches the state file before its drop-in is written: with the
+/// state file unwritable, `Try` fails and changes nothing; once it can be
+/// written again, the same trial starts.
+#[tokio::test]
+async fn a_trial_that_cannot_be_recorded_writes_nothing() {
+    let server = Fail2ban::start();
+    let bus = PrivateBus::start();
+    let state = tempfile::tempdir().unwrap();
+    let state_dir = state.path().join("state");
+    std::fs::create_dir(&state_dir).unwrap();
+    let state_file = state_dir.join("state.json");
+    let _d = daemon(
+        &bus,
+        &server,
+        false,
+        &["--state-file", state_file.to_str().unwrap()],
+    )
+    .await;
+    let (_c, p) = proxy(&bus).await;
+    assert!(p.probe().await.unwrap());
+    Kind::Good.write(&server, "gamma");
+
+    // A file where the state's directory was: no write can succeed, not
+    // even root's.
+    std::fs::remove_dir_all(&state_dir).unwrap();
+    std::fs::write(&state_dir, "not a directory").unwrap();
+    let e = p.try_jail("gamma", 0).await.unwrap_err();
+    assert_eq!(
+        error_name(&e),
+        "org.fail2ban_healthd.Health1.Error.TryFailed"
+    );
+    assert!(e.to_string().contains("state file"), "{e}");
+    assert!(!dropin(&server).exists());
+    assert!(trial_property(&p).await.is_empty());
+    assert_eq!(jails_of(&server), ["alpha", "beta"]);
+
+    std::fs::remove_file(&state_dir).unwrap();
+    std::fs::create_dir(&state_dir).unwrap();
+    p.try_jail("gamma", 0).await.unwrap();
+    let saved = std::fs::read_to_string(&state_file).unwrap();
+    assert!(saved.contains("gamma"), "{saved}");
+    assert!(dropin(&server).exists());
+    p.confirm().await.unwrap();
 }
 
 /// The command line: `try` exits 0 when kept and 1 when rolled back, with

@@ -185,7 +185,7 @@ fn the_readme_states_the_exposure_the_end_to_end_test_asserts() {
     }
 }
 
-const MARKER: &str = fail2ban_healthd::daemon::rollback::MARKER;
+const MARKER: &str = fail2ban_healthd::rollback::MARKER;
 const DEFAULT_DROPIN: &str = "etc/fail2ban/jail.d/zz-fail2ban-healthd-rollback.local";
 
 /// Runs a maintainer script of debian/ with `args` against the root `root`
@@ -214,9 +214,9 @@ fn write(root: &Path, path: &str, text: &str) {
 /// A drop-in as the daemon writes it, disabling `jails`.
 fn dropin(jails: &[&str]) -> String {
     let first =
-        fail2ban_healthd::daemon::rollback::dropin_text(None, jails[0], Path::new("/x")).unwrap();
+        fail2ban_healthd::rollback::dropin_text(None, jails[0], Path::new("/x")).unwrap();
     jails[1..].iter().fold(first, |text, j| {
-        fail2ban_healthd::daemon::rollback::dropin_text(Some(&text), j, Path::new("/x")).unwrap()
+        fail2ban_healthd::rollback::dropin_text(Some(&text), j, Path::new("/x")).unwrap()
     })
 }
 
@@ -313,7 +313,7 @@ fn purge_without_a_remembered_path_removes_the_default_dropin() {
 /// purge leaves alone.
 #[test]
 fn purge_keeps_the_jails_that_trials_enabled() {
-    use fail2ban_healthd::daemon::rollback::dropin_with;
+    use fail2ban_healthd::rollback::dropin_with;
     let root = tempfile::tempdir().unwrap();
     let r = root.path();
     let x = Path::new("/x");

@@ -3,11 +3,12 @@
 //! `watch` channel, so that a property read never waits for a probe).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::monitor::{Activation, Input, Refusal, Snapshot, Trial};
+use crate::monitor::{Activation, Input, Memory, Refusal, Snapshot, Trial};
 
 /// A request to the owner task; each carries the channel for its answer.
 #[derive(Debug)]
@@ -60,12 +61,34 @@ pub enum Command {
 pub struct Handle {
     commands: mpsc::Sender<Command>,
     snapshot: watch::Receiver<Arc<Snapshot>>,
+    /// The memory last written to the state file, from the state-file
+    /// writer.
+    saved: watch::Receiver<Arc<Memory>>,
 }
 
 impl Handle {
-    /// A handle sending to `commands` and reading `snapshot`.
-    pub fn new(commands: mpsc::Sender<Command>, snapshot: watch::Receiver<Arc<Snapshot>>) -> Self {
-        Self { commands, snapshot }
+    /// A handle sending to `commands`, reading `snapshot` and what the
+    /// state file holds (`saved`).
+    pub fn new(
+        commands: mpsc::Sender<Command>,
+        snapshot: watch::Receiver<Arc<Snapshot>>,
+        saved: watch::Receiver<Arc<Memory>>,
+    ) -> Self {
+        Self {
+            commands,
+            snapshot,
+            saved,
+        }
+    }
+
+    /// Waits until the state file holds a memory for which `on_disk` is
+    /// true; false if none is written within `limit`.
+    pub async fn saved(&self, on_disk: impl Fn(&Memory) -> bool, limit: Duration) -> bool {
+        let mut saved = self.saved.clone();
+        matches!(
+            tokio::time::timeout(limit, saved.wait_for(|m| on_disk(m))).await,
+            Ok(Ok(_))
+        )
     }
 
     /// The latest snapshot; never waits for a probe.

@@ -79,13 +79,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let monitor = owner::restore(&config);
     let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(monitor.snapshot().clone()));
     let (commands_tx, commands_rx) = mpsc::channel(64);
+    let (saved_tx, saved_rx) = watch::channel(Arc::new(monitor.memory()));
     let rollbacks = Rollbacks {
         settings: rollback::Settings {
             rollback: config.rollback.clone(),
             unit: config.fail2ban_unit.clone(),
             socket: config.probe.socket.clone(),
         },
-        daemon: Handle::new(commands_tx, snapshot_rx),
+        daemon: Handle::new(commands_tx, snapshot_rx, saved_rx),
         tasks: tasks.clone(),
         stop: stop.clone(),
     };
@@ -94,6 +95,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         monitor,
         commands: commands_rx,
         snapshot: snapshot_tx,
+        saved: saved_tx,
     };
     spawn_tasks(&config, &conn, rollbacks, owner);
     notify::ready();
@@ -174,6 +176,7 @@ struct Owner {
     monitor: crate::monitor::Monitor,
     commands: mpsc::Receiver<Command>,
     snapshot: watch::Sender<Arc<crate::monitor::Snapshot>>,
+    saved: watch::Sender<Arc<crate::monitor::Memory>>,
 }
 
 /// Spawns the owner task, the publisher, the unit watch and the runner of
@@ -203,6 +206,7 @@ fn spawn_tasks(config: &Config, conn: &Connection, rollbacks: Rollbacks, owner: 
         commands: owner.commands,
         unit_states: unit_rx,
         snapshot: owner.snapshot,
+        saved: owner.saved,
         publish: publish_tx,
         rollbacks: due_tx,
     };

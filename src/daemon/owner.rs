@@ -52,6 +52,8 @@ pub struct Parts {
     pub unit_states: mpsc::UnboundedReceiver<UnitState>,
     /// Where snapshots are published for property reads.
     pub snapshot: watch::Sender<Arc<Snapshot>>,
+    /// Where the state-file writer says what is on disk.
+    pub saved: watch::Sender<Arc<Memory>>,
     /// Where events and snapshot changes go to the bus.
     pub publish: mpsc::UnboundedSender<Job>,
     /// Where the rollbacks the monitor asks for go.
@@ -96,10 +98,11 @@ pub async fn run(parts: Parts, mut stop: watch::Receiver<bool>) {
         mut commands,
         mut unit_states,
         snapshot,
+        saved,
         publish,
         rollbacks,
     } = parts;
-    let (outlets, writers) = Outlets::open(&config, &monitor, snapshot, publish, rollbacks);
+    let (outlets, writers) = Outlets::open(&config, &monitor, snapshot, publish, rollbacks, saved);
     let mut owner = Owner::new(&config, monitor, outlets);
     let mut socket_file = SocketWatch::new(&config.probe.socket, config.instant_detection);
     let watchdog = notify::watchdog_period();
@@ -208,9 +211,14 @@ impl Outlets {
         snapshot: watch::Sender<Arc<Snapshot>>,
         publish: mpsc::UnboundedSender<Job>,
         rollbacks: mpsc::UnboundedSender<RollbackDue>,
+        saved: watch::Sender<Arc<Memory>>,
     ) -> (Self, Writers) {
         let (memory, memory_rx) = watch::channel(Arc::new(monitor.memory()));
-        let persister = tokio::spawn(super::persist::run(config.state_file.clone(), memory_rx));
+        let persister = tokio::spawn(super::persist::run(
+            config.state_file.clone(),
+            memory_rx,
+            saved,
+        ));
         let (metrics, metrics_rx) = watch::channel(None);
         let metrics_task = config
             .metrics_file

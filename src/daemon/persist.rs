@@ -14,9 +14,14 @@ use crate::state;
 /// After a failed write, how long until the next try.
 const RETRY: Duration = Duration::from_secs(5);
 
-/// Writes each new memory until the sender is dropped, then the last one.
-/// A failed write (a full disk, say) is tried again until it succeeds.
-pub async fn run(path: PathBuf, mut memory: watch::Receiver<Arc<Memory>>) {
+/// Writes each new memory until the sender is dropped, then the last one,
+/// and tells `saved` each memory once it is on disk. A failed write (a full
+/// disk, say) is tried again until it succeeds.
+pub async fn run(
+    path: PathBuf,
+    mut memory: watch::Receiver<Arc<Memory>>,
+    saved: watch::Sender<Arc<Memory>>,
+) {
     // What is on disk already (restored from it, or nothing yet).
     let mut written = memory.borrow_and_update().clone();
     let mut failing = false;
@@ -35,6 +40,7 @@ pub async fn run(path: PathBuf, mut memory: watch::Receiver<Arc<Memory>>) {
             match tokio::task::spawn_blocking(move || state::save(&p, &m)).await {
                 Ok(Ok(())) => {
                     written = current;
+                    saved.send_replace(written.clone());
                     failing = false;
                 }
                 Ok(Err(e)) => {

@@ -103,6 +103,9 @@ pub async fn check(settings: &Settings, jail: &str) -> CheckReport {
     })
 }
 
+/// How long `Try` waits for the trial to reach the state file.
+const SAVE_LIMIT: Duration = Duration::from_secs(10);
+
 /// Frees the claimed trial slot unless disarmed, however `Try` ends.
 struct Claim {
     daemon: Handle,
@@ -160,6 +163,20 @@ pub async fn start(
         .ok_or(TryError::ShuttingDown)??;
     // The trial now owns the slot; a failure from here on ends it.
     claim.armed = false;
+    // On disk before the drop-in changes: a daemon killed in between would
+    // otherwise come back knowing nothing of a jail it enabled.
+    let on_disk = |m: &crate::monitor::Memory| {
+        m.trial
+            .as_ref()
+            .is_some_and(|t| t.jail_name == jail && t.started_at == started_at)
+    };
+    if !daemon.saved(on_disk, SAVE_LIMIT).await {
+        daemon.cancel_trial();
+        return Err(TryError::Failed(format!(
+            "the trial could not be recorded in the state file within {} s; nothing was changed",
+            SAVE_LIMIT.as_secs()
+        )));
+    }
     let path = settings.rollback.dropin.clone();
     tracing::warn!(
         jail,
