@@ -12,6 +12,11 @@ SYSCONFDIR ?= /etc
 BINDIR = $(PREFIX)/bin
 DATADIR = $(PREFIX)/share
 UNITDIR ?= $(PREFIX)/lib/systemd/system
+MANDIR ?= $(DATADIR)/man
+BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
+# zsh searches vendor-completions under /usr on Debian, site-functions elsewhere.
+ZSHCOMPDIR ?= $(if $(filter /usr,$(PREFIX)),$(DATADIR)/zsh/vendor-completions,$(DATADIR)/zsh/site-functions)
+FISHCOMPDIR ?= $(DATADIR)/fish/vendor_completions.d
 CARGO ?= cargo
 BIN = target/release/fail2ban-healthd
 TRAY_BIN = target/release/fail2ban-healthd-tray
@@ -46,6 +51,11 @@ install: $(BIN) $(if $(filter yes,$(TRAY)),install-tray)
 	install -D -m 644 dbus/org.fail2ban_healthd.Health1.service $(DESTDIR)$(DATADIR)/dbus-1/system-services/org.fail2ban_healthd.Health1.service
 	install -D -m 644 dbus/org.fail2ban_healthd.Health1.xml $(DESTDIR)$(DATADIR)/dbus-1/interfaces/org.fail2ban_healthd.Health1.xml
 	install -D -m 644 dbus/org.fail2ban_healthd.policy $(DESTDIR)$(DATADIR)/polkit-1/actions/org.fail2ban_healthd.policy
+	install -D -m 644 man/fail2ban-healthd.8 $(DESTDIR)$(MANDIR)/man8/fail2ban-healthd.8
+	install -D -m 644 man/fail2ban-healthd.toml.5 $(DESTDIR)$(MANDIR)/man5/fail2ban-healthd.toml.5
+	install -D -m 644 completions/fail2ban-healthd.bash $(DESTDIR)$(BASHCOMPDIR)/fail2ban-healthd
+	install -D -m 644 completions/_fail2ban-healthd $(DESTDIR)$(ZSHCOMPDIR)/_fail2ban-healthd
+	install -D -m 644 completions/fail2ban-healthd.fish $(DESTDIR)$(FISHCOMPDIR)/fail2ban-healthd.fish
 	# An existing configuration is the administrator's: never overwritten.
 	test -e $(DESTDIR)$(SYSCONFDIR)/fail2ban-healthd/config.toml || \
 		install -D -m 644 systemd/config.toml $(DESTDIR)$(SYSCONFDIR)/fail2ban-healthd/config.toml
@@ -55,6 +65,7 @@ install-tray: $(TRAY_BIN)
 	install -D -m 755 $(TRAY_BIN) $(DESTDIR)$(BINDIR)/fail2ban-healthd-tray
 	install -D -m 644 desktop/fail2ban-healthd-tray.desktop $(DESTDIR)$(DATADIR)/applications/fail2ban-healthd-tray.desktop
 	install -D -m 644 desktop/fail2ban-healthd-tray.desktop $(DESTDIR)$(AUTOSTARTDIR)/fail2ban-healthd-tray.desktop
+	install -D -m 644 debian/fail2ban-healthd-tray.1 $(DESTDIR)$(MANDIR)/man1/fail2ban-healthd-tray.1
 	for i in $(ICONS); do \
 		install -D -m 644 desktop/icons/fail2ban-healthd-$$i.svg $(DESTDIR)$(ICONDIR)/fail2ban-healthd-$$i.svg || exit 1; \
 	done
@@ -63,13 +74,19 @@ uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/fail2ban-healthd-tray \
 		$(DESTDIR)$(DATADIR)/applications/fail2ban-healthd-tray.desktop \
 		$(DESTDIR)$(AUTOSTARTDIR)/fail2ban-healthd-tray.desktop \
+		$(DESTDIR)$(MANDIR)/man1/fail2ban-healthd-tray.1 \
 		$(foreach i,$(ICONS),$(DESTDIR)$(ICONDIR)/fail2ban-healthd-$(i).svg)
 	rm -f $(DESTDIR)$(BINDIR)/fail2ban-healthd \
 		$(DESTDIR)$(UNITDIR)/fail2ban-healthd.service \
 		$(DESTDIR)$(DATADIR)/dbus-1/system.d/org.fail2ban_healthd.Health1.conf \
 		$(DESTDIR)$(DATADIR)/dbus-1/system-services/org.fail2ban_healthd.Health1.service \
 		$(DESTDIR)$(DATADIR)/dbus-1/interfaces/org.fail2ban_healthd.Health1.xml \
-		$(DESTDIR)$(DATADIR)/polkit-1/actions/org.fail2ban_healthd.policy
+		$(DESTDIR)$(DATADIR)/polkit-1/actions/org.fail2ban_healthd.policy \
+		$(DESTDIR)$(MANDIR)/man8/fail2ban-healthd.8 \
+		$(DESTDIR)$(MANDIR)/man5/fail2ban-healthd.toml.5 \
+		$(DESTDIR)$(BASHCOMPDIR)/fail2ban-healthd \
+		$(DESTDIR)$(ZSHCOMPDIR)/_fail2ban-healthd \
+		$(DESTDIR)$(FISHCOMPDIR)/fail2ban-healthd.fish
 	@echo "kept $(DESTDIR)$(SYSCONFDIR)/fail2ban-healthd/config.toml; remove it by hand if unwanted"
 	@# A rollback drop-in keeps jails disabled; only its owner should remove it.
 	@if head -n 1 $(DROPIN) 2>/dev/null | grep -q '^# Written by fail2ban-healthd'; then \

@@ -22,6 +22,10 @@
 # (both at once, while the package compiles). Each container's test log,
 # journal (journal.log) and the daemon's journal as JSON (healthd.json)
 # are kept in target/systemd-e2e/NAME/ (F2BH_E2E_RESULTS).
+#
+# Both packages, fail2ban-healthd and fail2ban-healthd-tray, are checked
+# with lintian (Debian's default profile): any error or warning fails the
+# run, after the containers' checks.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 top=$(pwd)
@@ -39,7 +43,7 @@ results=${F2BH_E2E_RESULTS:-$top/target/systemd-e2e}
 
 t=$SECONDS
 need=()
-for p in systemd-container debootstrap dpkg-dev zstd; do
+for p in systemd-container debootstrap dpkg-dev zstd lintian; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done
 if [ "${#need[@]}" -gt 0 ]; then
@@ -105,12 +109,28 @@ if ! cargo deb --version >/dev/null 2>&1; then
     echo "time: cargo-deb installed in $(elapsed $t)"
 fi
 t=$SECONDS
-echo "== building the package"
+echo "== building the packages"
 cargo build --release --locked --quiet
-deb=$(cargo deb --no-build --locked 2>/dev/null | tail -n 1)
+# The applet on its own, as the Makefile builds it.
+cargo build --release --locked --quiet --features tray --bin fail2ban-healthd-tray
+deb=$(cargo deb --no-build --locked | tail -n 1)
 [ -f "$deb" ] || { echo "cargo deb built no package" >&2; exit 1; }
-echo "package: $deb"
-echo "time: package $(elapsed $t)"
+tray_deb=$(cargo deb --no-build --locked --variant tray | tail -n 1)
+[ -f "$tray_deb" ] || { echo "cargo deb --variant tray built no package" >&2; exit 1; }
+echo "packages: $deb $tray_deb"
+echo "time: packages $(elapsed $t)"
+
+t=$SECONDS
+echo "== lintian"
+lint_status=0
+lintian --fail-on error,warning "$deb" "$tray_deb" || lint_status=$?
+if [ "$lint_status" -eq 0 ]; then
+    lint_summary="lintian: no errors or warnings"
+else
+    lint_summary="lintian: FAIL (exit status $lint_status)"
+fi
+echo "$lint_summary"
+echo "time: lintian $(elapsed $t)"
 
 t=$SECONDS
 for s in "${!builders[@]}"; do
@@ -204,7 +224,8 @@ echo "time: containers $(elapsed $t)"
 total_passed=0
 total_failed=0
 status=0
-summaries=()
+summaries=("$lint_summary")
+[ "$lint_status" -eq 0 ] || status=1
 for c in $containers; do
     out="$results/$c"
     rc=$(cat "$out/rc" 2>/dev/null || echo 1)
