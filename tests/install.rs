@@ -29,8 +29,19 @@ fn make_install(dest: &std::path::Path, prefix: &str) -> std::process::Output {
 }
 
 /// The applet's files, installed unless `TRAY=no`.
-const TRAY_FILES: [&str; 7] = [
+/// The manual pages and shell completions, under PREFIX=/usr/local (zsh's
+/// site-functions: vendor-completions is Debian's, for PREFIX=/usr).
+const MANUALS_AND_COMPLETIONS: [&str; 5] = [
+    "usr/local/share/man/man8/fail2ban-healthd.8",
+    "usr/local/share/man/man5/fail2ban-healthd.toml.5",
+    "usr/local/share/bash-completion/completions/fail2ban-healthd",
+    "usr/local/share/zsh/site-functions/_fail2ban-healthd",
+    "usr/local/share/fish/vendor_completions.d/fail2ban-healthd.fish",
+];
+
+const TRAY_FILES: [&str; 8] = [
     "usr/local/bin/fail2ban-healthd-tray",
+    "usr/local/share/man/man1/fail2ban-healthd-tray.1",
     "usr/local/share/applications/fail2ban-healthd-tray.desktop",
     "etc/xdg/autostart/fail2ban-healthd-tray.desktop",
     "usr/local/share/icons/hicolor/scalable/status/fail2ban-healthd-ok.svg",
@@ -53,7 +64,10 @@ fn make_install_places_every_file() {
         "usr/local/share/dbus-1/interfaces/org.fail2ban_healthd.Health1.xml",
         "usr/local/share/polkit-1/actions/org.fail2ban_healthd.policy",
         "etc/fail2ban-healthd/config.toml",
-    ] {
+    ]
+    .into_iter()
+    .chain(MANUALS_AND_COMPLETIONS)
+    {
         assert!(d.join(file).is_file(), "{file} missing");
     }
     for file in TRAY_FILES {
@@ -94,7 +108,7 @@ fn make_install_places_every_file() {
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     assert!(!d.join("usr/local/bin/fail2ban-healthd").exists());
-    for file in TRAY_FILES {
+    for file in TRAY_FILES.into_iter().chain(MANUALS_AND_COMPLETIONS) {
         assert!(!d.join(file).exists(), "{file} left behind");
     }
     assert!(config.exists(), "uninstall keeps the configuration");
@@ -213,8 +227,7 @@ fn write(root: &Path, path: &str, text: &str) {
 
 /// A drop-in as the daemon writes it, disabling `jails`.
 fn dropin(jails: &[&str]) -> String {
-    let first =
-        fail2ban_healthd::rollback::dropin_text(None, jails[0], Path::new("/x")).unwrap();
+    let first = fail2ban_healthd::rollback::dropin_text(None, jails[0], Path::new("/x")).unwrap();
     jails[1..].iter().fold(first, |text, j| {
         fail2ban_healthd::rollback::dropin_text(Some(&text), j, Path::new("/x")).unwrap()
     })
