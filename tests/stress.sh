@@ -41,7 +41,7 @@ for i in $(seq 1 "$runs"); do
     start=$(date +%s)
     status=0
     {
-        cargo test --locked --features tray &&
+        cargo test --locked --features tray --no-fail-fast &&
             if [ "$e2e" = 1 ]; then bash tests/systemd/run.sh; fi
     } >"$log" 2>&1 || status=$?
     took=$(($(date +%s) - start))
