@@ -240,7 +240,7 @@ fn has(report: &CheckReport, needle: &str) -> bool {
 /// How long each check took, by name.
 type Took = Vec<(&'static str, Duration)>;
 
-/// 1. A good disabled jail passes, compiled by this release's code.
+/// A good disabled jail passes, compiled by this release's code.
 fn a_good_jail_passes(bed: &Bed, compiled_by: &str, took: &mut Took) {
     let mut good = Vec::new();
     for _ in 0..5 {
@@ -259,7 +259,7 @@ fn a_good_jail_passes(bed: &Bed, compiled_by: &str, took: &mut Took) {
     took.push(("good (median of 5)", good[2]));
 }
 
-/// 2. A missing log file: the test fails, naming the file.
+/// A missing log file: the test fails, naming the file.
 fn a_missing_log_fails(bed: &Bed, took: &mut Took) {
     let (r, t) = bed.check("nolog");
     took.push(("nolog", t));
@@ -269,7 +269,7 @@ fn a_missing_log_fails(bed: &Bed, took: &mut Took) {
     assert!(has(&r, &missing.display().to_string()), "{r:?}");
 }
 
-/// 3. A missing filter, named under the real directory `conf`.
+/// A missing filter, named under the real directory `conf`.
 fn a_missing_filter_fails(bed: &Bed, conf: &Path, took: &mut Took) {
     let (r, t) = bed.check("nofilter");
     took.push(("nofilter", t));
@@ -290,7 +290,7 @@ fn a_missing_filter_fails(bed: &Bed, conf: &Path, took: &mut Took) {
     );
 }
 
-/// 4. An invalid failregex: fail2ban's configuration test alone says OK,
+/// An invalid failregex: fail2ban's configuration test alone says OK,
 /// the check does not. An invalid ignoreregex fails too.
 fn an_invalid_regex_fails(bed: &Bed, version: &str, took: &mut Took) {
     let (code, text) = bed.client_test_alone("badregex");
@@ -332,7 +332,7 @@ fn an_invalid_regex_fails(bed: &Bed, version: &str, took: &mut Took) {
     );
 }
 
-/// 5. A jail not in the configuration: the drop-in's own line would
+/// A jail not in the configuration: the drop-in's own line would
 /// define it, with no filter and no log, and the client accepts that.
 fn a_jail_not_in_the_configuration_fails(bed: &Bed, conf: &Path, took: &mut Took) {
     let (code, text) = bed.client_test_alone("nosuch");
@@ -388,7 +388,7 @@ fn checks_on(release: Release) {
     a_jail_not_in_the_configuration_fails(&bed, &conf, &mut took);
     the_releases_sshd_filter_compiles(&bed, &compiled_by, &mut took);
 
-    // 6. The real directory is as it was, without the drop-in; the server
+    // The real directory is as it was, without the drop-in; the server
     // runs on, the same process with the same jails and counters.
     assert_eq!(snapshot(&conf), before, "the configuration changed");
     assert!(!conf.join(DROPIN).exists());
