@@ -222,12 +222,9 @@ fn module_at(
     m
 }
 
-/// Every module path `code` refers to, as absolute segments from the crate
-/// root.
-fn references(file_module: &[String], code: &str) -> Vec<Vec<String>> {
-    let inline = inline_modules(code);
-    let children: BTreeSet<String> = code
-        .lines()
+/// The child modules `code` declares in files of their own (`mod x;`).
+fn child_modules(code: &str) -> BTreeSet<String> {
+    code.lines()
         .filter_map(|l| {
             let l = l.trim_start();
             let l = l.strip_prefix("pub ").unwrap_or(l);
@@ -236,7 +233,24 @@ fn references(file_module: &[String], code: &str) -> Vec<Vec<String>> {
             let name = l.strip_prefix("mod ")?.trim_end().strip_suffix(';')?;
             Some(name.to_owned())
         })
-        .collect();
+        .collect()
+}
+
+/// Pushes onto `out` each path starting at byte `from` of `code`, prefixed
+/// with `base`.
+fn push_paths(out: &mut Vec<Vec<String>>, base: &[String], code: &str, from: usize) {
+    for p in paths_at(code, from) {
+        let mut full = base.to_vec();
+        full.extend(p);
+        out.push(full);
+    }
+}
+
+/// Every module path `code` refers to, as absolute segments from the crate
+/// root.
+fn references(file_module: &[String], code: &str) -> Vec<Vec<String>> {
+    let inline = inline_modules(code);
+    let children = child_modules(code);
     let mut out = Vec::new();
     let bytes = code.as_bytes();
     let mut i = 0;
@@ -264,11 +278,7 @@ fn references(file_module: &[String], code: &str) -> Vec<Vec<String>> {
                     base.pop();
                     j += "super::".len();
                 }
-                for p in paths_at(code, j) {
-                    let mut full = base.clone();
-                    full.extend(p);
-                    out.push(full);
-                }
+                push_paths(&mut out, &base, code, j);
                 i = j;
                 continue;
             }
@@ -284,19 +294,11 @@ fn references(file_module: &[String], code: &str) -> Vec<Vec<String>> {
                 end + 2
             } else {
                 // A child module: its name is the path's first segment.
-                for p in paths_at(code, end + 2) {
-                    let mut full = base.clone();
-                    full.extend(p);
-                    out.push(full);
-                }
+                push_paths(&mut out, &base, code, end + 2);
                 i = end + 2;
                 continue;
             };
-            for p in paths_at(code, from) {
-                let mut full = base.clone();
-                full.extend(p);
-                out.push(full);
-            }
+            push_paths(&mut out, &base, code, from);
             i = from;
             continue;
         }

@@ -273,22 +273,10 @@ async fn methods_reach_the_backend_with_their_arguments() {
     );
 }
 
-#[tokio::test]
-async fn every_domain_answer_has_its_contract_error() {
-    let s = serve().await;
-    let p = &s.proxy;
-    let m = &s.memory;
-    // Refused before the backend is asked.
-    assert_eq!(
-        error_name(p.register_activation("-bad").await),
-        "InvalidJailName"
-    );
-    assert_eq!(error_name(p.try_jail("a b", 0).await), "InvalidJailName");
-    assert_eq!(error_name(p.check("").await), "InvalidJailName");
-    assert_eq!(error_name(p.try_jail("nginx", 999_999).await), "TryFailed");
-    assert!(m.take_calls().is_empty());
-
-    let cases: Vec<(Script, &str, String)> = vec![
+/// What the backend answers to DismissRecovery, RegisterActivation and
+/// Rollback, and the contract's error name for it.
+fn recovery_answers() -> Vec<(Script, &'static str, String)> {
+    vec![
         (
             Script::Refuse(Refusal::NoPendingRecovery),
             "dismiss",
@@ -332,6 +320,13 @@ async fn every_domain_answer_has_its_contract_error() {
             "RollbackFailed".into(),
         ),
         (Script::Stopping, "rollback", "ShuttingDown".into()),
+    ]
+}
+
+/// What the backend answers to Try, Confirm and Abort, and the contract's
+/// error name for it.
+fn trial_answers() -> Vec<(Script, &'static str, String)> {
+    vec![
         (
             Script::Refuse(Refusal::TrialRunning),
             "try",
@@ -366,18 +361,40 @@ async fn every_domain_answer_has_its_contract_error() {
             "abort",
             "RollbackInProgress".into(),
         ),
-    ];
-    for (script, method, expected) in cases {
+    ]
+}
+
+/// The error name `method` (by its short name in the tables) answers.
+async fn error_of(p: &Health1Proxy<'static>, method: &str) -> String {
+    match method {
+        "dismiss" => error_name(p.dismiss_recovery().await),
+        "register" => error_name(p.register_activation("sshd").await),
+        "rollback" => error_name(p.rollback().await),
+        "try" => error_name(p.try_jail("nginx", 0).await),
+        "confirm" => error_name(p.confirm().await),
+        "abort" => error_name(p.abort().await),
+        other => unreachable!("{other}"),
+    }
+}
+
+#[tokio::test]
+async fn every_domain_answer_has_its_contract_error() {
+    let s = serve().await;
+    let p = &s.proxy;
+    let m = &s.memory;
+    // Refused before the backend is asked.
+    assert_eq!(
+        error_name(p.register_activation("-bad").await),
+        "InvalidJailName"
+    );
+    assert_eq!(error_name(p.try_jail("a b", 0).await), "InvalidJailName");
+    assert_eq!(error_name(p.check("").await), "InvalidJailName");
+    assert_eq!(error_name(p.try_jail("nginx", 999_999).await), "TryFailed");
+    assert!(m.take_calls().is_empty());
+
+    for (script, method, expected) in recovery_answers().into_iter().chain(trial_answers()) {
         m.script(script.clone());
-        let name = match method {
-            "dismiss" => error_name(p.dismiss_recovery().await),
-            "register" => error_name(p.register_activation("sshd").await),
-            "rollback" => error_name(p.rollback().await),
-            "try" => error_name(p.try_jail("nginx", 0).await),
-            "confirm" => error_name(p.confirm().await),
-            "abort" => error_name(p.abort().await),
-            other => unreachable!("{other}"),
-        };
+        let name = error_of(p, method).await;
         assert_eq!(name, expected, "{method} answered {script:?}");
         assert_eq!(m.take_calls().len(), 1, "{method} asked the backend once");
     }
@@ -428,26 +445,9 @@ async fn a_caller_without_the_right_is_not_authorized_and_nothing_is_asked() {
     assert_eq!(s.memory.take_calls(), ["probe"]);
 }
 
-#[tokio::test]
-async fn properties_are_the_snapshots_values() {
-    let s = serve().await;
-    let p = &s.proxy;
-    assert!(!p.online().await.unwrap());
-    assert_eq!(
-        p.offline_reason().await.unwrap(),
-        OfflineReason::NotProbedYet.code()
-    );
-    assert!(p.pending_recovery().await.unwrap().is_empty());
-    assert!(p.trial().await.unwrap().is_empty());
-    assert!(p.last_activation().await.unwrap().is_empty());
-    assert_eq!(p.last_probe_timestamp().await.unwrap(), 0);
-    assert_eq!(p.probe_interval_usec().await.unwrap(), 5_000_000);
-    assert_eq!(p.crash_window_usec().await.unwrap(), 60_000_000);
-    assert_eq!(
-        p.socket_path().await.unwrap(),
-        "/run/fail2ban/fail2ban.sock"
-    );
-
+/// A snapshot with every property set: online, two jails, an activation,
+/// a pending recovery and a trial.
+fn busy_snapshot() -> Snapshot {
     let jail = |name: &str, n: u32| JailStats {
         name: name.into(),
         currently_failed: n,
@@ -455,7 +455,7 @@ async fn properties_are_the_snapshots_values() {
         currently_banned: n + 2,
         total_banned: n + 3,
     };
-    *s.memory.snapshot.lock().unwrap() = Arc::new(Snapshot {
+    Snapshot {
         online: true,
         offline_reason: OfflineReason::None,
         version: "1.0.2".into(),
@@ -478,7 +478,30 @@ async fn properties_are_the_snapshots_values() {
             ran_before: false,
         }),
         trial: Some(Memory::trial()),
-    });
+    }
+}
+
+#[tokio::test]
+async fn properties_are_the_snapshots_values() {
+    let s = serve().await;
+    let p = &s.proxy;
+    assert!(!p.online().await.unwrap());
+    assert_eq!(
+        p.offline_reason().await.unwrap(),
+        OfflineReason::NotProbedYet.code()
+    );
+    assert!(p.pending_recovery().await.unwrap().is_empty());
+    assert!(p.trial().await.unwrap().is_empty());
+    assert!(p.last_activation().await.unwrap().is_empty());
+    assert_eq!(p.last_probe_timestamp().await.unwrap(), 0);
+    assert_eq!(p.probe_interval_usec().await.unwrap(), 5_000_000);
+    assert_eq!(p.crash_window_usec().await.unwrap(), 60_000_000);
+    assert_eq!(
+        p.socket_path().await.unwrap(),
+        "/run/fail2ban/fail2ban.sock"
+    );
+
+    *s.memory.snapshot.lock().unwrap() = Arc::new(busy_snapshot());
     assert!(p.online().await.unwrap());
     assert_eq!(p.offline_reason().await.unwrap(), 0);
     assert_eq!(p.version().await.unwrap(), "1.0.2");

@@ -237,19 +237,11 @@ fn has(report: &CheckReport, needle: &str) -> bool {
     report.messages.iter().any(|m| m.contains(needle))
 }
 
-/// The whole story on one release; prints the durations.
-fn checks_on(release: Release) {
-    let bed = Bed::new(release);
-    let conf = bed.settings.config_dir.clone();
-    let version = bed.server.version();
-    let server_pid = bed.server.pid();
-    let jails_before = bed.server.jail_names().unwrap();
-    let counts_before = bed.server.client_counts("alpha");
-    let before = snapshot(&conf);
-    let compiled_by = format!("by fail2ban {version}");
-    let mut took = Vec::new();
+/// How long each check took, by name.
+type Took = Vec<(&'static str, Duration)>;
 
-    // 1. A good disabled jail passes, compiled by this release's code.
+/// A good disabled jail passes, compiled by this release's code.
+fn a_good_jail_passes(bed: &Bed, compiled_by: &str, took: &mut Took) {
     let mut good = Vec::new();
     for _ in 0..5 {
         let (r, t) = bed.check("good");
@@ -265,16 +257,20 @@ fn checks_on(release: Release) {
     }
     good.sort();
     took.push(("good (median of 5)", good[2]));
+}
 
-    // 2. A missing log file: the test fails, naming the file.
+/// A missing log file: the test fails, naming the file.
+fn a_missing_log_fails(bed: &Bed, took: &mut Took) {
     let (r, t) = bed.check("nolog");
     took.push(("nolog", t));
     let missing = bed.server.dir().join("log/missing.log");
     assert!(!r.ok, "{r:?}");
     assert!(has(&r, "configuration test failed (exit 255)"), "{r:?}");
     assert!(has(&r, &missing.display().to_string()), "{r:?}");
+}
 
-    // 3. A missing filter, named under the real directory.
+/// A missing filter, named under the real directory `conf`.
+fn a_missing_filter_fails(bed: &Bed, conf: &Path, took: &mut Took) {
     let (r, t) = bed.check("nofilter");
     took.push(("nofilter", t));
     assert!(!r.ok, "{r:?}");
@@ -292,9 +288,11 @@ fn checks_on(release: Release) {
         ),
         "{r:?}"
     );
+}
 
-    // 4. An invalid failregex: fail2ban's configuration test alone says
-    // OK, the check does not.
+/// An invalid failregex: fail2ban's configuration test alone says OK,
+/// the check does not. An invalid ignoreregex fails too.
+fn an_invalid_regex_fails(bed: &Bed, version: &str, took: &mut Took) {
     let (code, text) = bed.client_test_alone("badregex");
     assert_eq!(code, Some(0), "{text}");
     assert!(
@@ -332,9 +330,11 @@ fn checks_on(release: Release) {
         ),
         "{r:?}"
     );
+}
 
-    // 5. A jail not in the configuration: the drop-in's own line would
-    // define it, with no filter and no log, and the client accepts that.
+/// A jail not in the configuration: the drop-in's own line would
+/// define it, with no filter and no log, and the client accepts that.
+fn a_jail_not_in_the_configuration_fails(bed: &Bed, conf: &Path, took: &mut Took) {
     let (code, text) = bed.client_test_alone("nosuch");
     assert_eq!(code, Some(0), "{text}");
     let (r, t) = bed.check("nosuch");
@@ -351,8 +351,10 @@ fn checks_on(release: Release) {
         "{r:?}"
     );
     assert_eq!(r.messages.len(), 2, "{r:?}");
+}
 
-    // The release's own sshd filter: a prefregex and about 20 failregex.
+/// The release's own sshd filter: a prefregex and about 20 failregex.
+fn the_releases_sshd_filter_compiles(bed: &Bed, compiled_by: &str, took: &mut Took) {
     let (r, t) = bed.check("realsshd");
     took.push(("realsshd", t));
     assert!(r.ok, "{r:?}");
@@ -365,8 +367,28 @@ fn checks_on(release: Release) {
         )),
         "{line}"
     );
+}
 
-    // 6. The real directory is as it was, without the drop-in; the server
+/// The whole story on one release; prints the durations.
+fn checks_on(release: Release) {
+    let bed = Bed::new(release);
+    let conf = bed.settings.config_dir.clone();
+    let version = bed.server.version();
+    let server_pid = bed.server.pid();
+    let jails_before = bed.server.jail_names().unwrap();
+    let counts_before = bed.server.client_counts("alpha");
+    let before = snapshot(&conf);
+    let compiled_by = format!("by fail2ban {version}");
+    let mut took = Vec::new();
+
+    a_good_jail_passes(&bed, &compiled_by, &mut took);
+    a_missing_log_fails(&bed, &mut took);
+    a_missing_filter_fails(&bed, &conf, &mut took);
+    an_invalid_regex_fails(&bed, &version, &mut took);
+    a_jail_not_in_the_configuration_fails(&bed, &conf, &mut took);
+    the_releases_sshd_filter_compiles(&bed, &compiled_by, &mut took);
+
+    // The real directory is as it was, without the drop-in; the server
     // runs on, the same process with the same jails and counters.
     assert_eq!(snapshot(&conf), before, "the configuration changed");
     assert!(!conf.join(DROPIN).exists());

@@ -45,9 +45,15 @@ fn has_stats(version: &str) -> bool {
 
 /// Checks one recorded file and returns whether it was known.
 fn check(version: &str, name: &str) -> bool {
-    let alpha = jail("alpha", 1, 4, 1, 1);
-    let beta = jail("beta", 2, 2, 0, 0);
-    let ip = Value::Tuple(vec![Value::String("192.0.2.1".into())]);
+    check_plain_reply(version, name)
+        || check_jail_reply(version, name)
+        || check_refusal(version, name)
+        || check_alpha_query(version, name)
+}
+
+/// `version`, `ping`, `server-status`, `stop` and `echo`: replies that do
+/// not depend on the jails.
+fn check_plain_reply(version: &str, name: &str) -> bool {
     match name {
         "version" => assert_eq!(codec::parse_version(&ok(version, name)).unwrap(), version),
         "ping" => assert_eq!(ok(version, name), Value::String("pong".into())),
@@ -60,6 +66,16 @@ fn check(version: &str, name: &str) -> bool {
                 Value::String("world".into())
             ])
         ),
+        _ => return false,
+    }
+    true
+}
+
+/// The jail list, each jail's status and the stats (refused before 1.1.0).
+fn check_jail_reply(version: &str, name: &str) -> bool {
+    let alpha = jail("alpha", 1, 4, 1, 1);
+    let beta = jail("beta", 2, 2, 0, 0);
+    match name {
         "status" => assert_eq!(
             codec::parse_jail_list(&ok(version, name)).unwrap(),
             ["alpha", "beta"]
@@ -98,6 +114,14 @@ fn check(version: &str, name: &str) -> bool {
             let v = ok(version, name);
             assert_eq!(codec::parse_jail_list(&v).unwrap(), ["alpha", "beta"]);
         }
+        _ => return false,
+    }
+    true
+}
+
+/// Unknown jails and commands, garbage and a server shutting down.
+fn check_refusal(version: &str, name: &str) -> bool {
+    match name {
         "status-unknown-jail" | "get-unknown-jail-maxretry" => {
             assert_eq!(failed(version, name), "nosuchjail")
         }
@@ -107,6 +131,15 @@ fn check(version: &str, name: &str) -> bool {
             Err(CodecError::Rejected("could not find MARK".into()))
         ),
         "shutdown" => assert_eq!(decode(version, name), Err(CodecError::ShuttingDown)),
+        _ => return false,
+    }
+    true
+}
+
+/// The banned addresses and `get alpha ...` settings.
+fn check_alpha_query(version: &str, name: &str) -> bool {
+    let ip = Value::Tuple(vec![Value::String("192.0.2.1".into())]);
+    match name {
         "banned" => {
             let Value::List(items) = ok(version, name) else {
                 panic!("not a list")

@@ -123,43 +123,25 @@ async fn daemon(bus: &PrivateBus, dir: &tempfile::TempDir, args: &[&str]) -> Dae
     Daemon::start(bus, &dir.path().join("no-fail2ban.sock"), args, &[]).await
 }
 
-/// 500 calls from uid 65534 against a polkit that never answers it: at
-/// most 4 of them wait on polkit at once, the others are refused at once,
-/// each waiting one is cancelled in polkit at its limit, and an
-/// administrator that polkit authorizes (another uid) is answered at once.
-#[tokio::test]
-async fn a_flood_of_slow_checks_leaves_room_for_an_administrator() {
-    const FLOOD: usize = 500;
-    let t = tools();
-    let bus = PrivateBus::with_polkit();
-    let polkit = FakePolkit::start(&bus, |uid, _| match uid {
-        65534 => Verdict::Hang,
-        1 => Verdict::Allow,
-        _ => Verdict::Deny,
-    })
-    .await;
-    let dir = tempfile::tempdir().unwrap();
-    let d = daemon(&bus, &dir, &[]).await;
-
-    // Each call on a connection (and process) of its own, all at once.
-    let flood: Vec<_> = (0..FLOOD)
+/// Starts `count` calls of RegisterActivation as uid 65534, each on a
+/// connection (and process) of its own, all at once; returns each with
+/// when it started.
+fn start_flood(t: &Tools, bus: &PrivateBus, count: usize) -> Vec<(Instant, tokio::process::Child)> {
+    (0..count)
         .map(|_| {
-            let mut c = t.dbus_send(&bus, 65534, 65534, "RegisterActivation", &["string:alpha"]);
+            let mut c = t.dbus_send(bus, 65534, 65534, "RegisterActivation", &["string:alpha"]);
             let start = Instant::now();
             let child = c.spawn().unwrap();
             (start, child)
         })
-        .collect();
-    polkit
-        .wait_for(
-            "4 checks of uid 65534 pending",
-            Duration::from_secs(60),
-            |p| p.hanging() == Limits::PER_USER,
-        )
-        .await;
+        .collect()
+}
 
+/// An administrator that polkit authorizes (uid 1) is answered at once,
+/// and the activation is recorded.
+async fn an_administrator_is_answered_at_once(t: &Tools, bus: &PrivateBus, d: &Daemon) {
     let (out, latency) =
-        run(t.busctl(&bus, 1, 1, false, "RegisterActivation", &["s", "beta"])).await;
+        run(t.busctl(bus, 1, 1, false, "RegisterActivation", &["s", "beta"])).await;
     assert!(out.status.success(), "{out:?}");
     assert!(
         String::from_utf8_lossy(&out.stdout).starts_with("t "),
@@ -173,7 +155,7 @@ async fn a_flood_of_slow_checks_leaves_room_for_an_administrator() {
         latency < Limits::NON_INTERACTIVE,
         "the administrator waited {latency:?}"
     );
-    let (_c, p) = proxy(&bus).await;
+    let (_c, p) = proxy(bus).await;
     let shown = p.last_activation().await.unwrap();
     assert_eq!(
         common::bus::get::<String>(&shown, "JailName"),
@@ -181,7 +163,12 @@ async fn a_flood_of_slow_checks_leaves_room_for_an_administrator() {
         "{}",
         d.log_text()
     );
+}
 
+/// Every call of the flood is refused, over the cap or timed out in
+/// polkit; returns how many timed out.
+async fn every_flood_call_is_refused(flood: Vec<(Instant, tokio::process::Child)>) -> usize {
+    let count = flood.len();
     let mut over_cap = 0;
     let mut timed_out = 0;
     let mut slowest_refusal = Duration::ZERO;
@@ -201,15 +188,18 @@ async fn a_flood_of_slow_checks_leaves_room_for_an_administrator() {
         }
     }
     println!(
-        "flood of {FLOOD}: {over_cap} refused over the cap, {timed_out} timed out in polkit and cancelled"
+        "flood of {count}: {over_cap} refused over the cap, {timed_out} timed out in polkit and cancelled"
     );
-    assert_eq!(over_cap + timed_out, FLOOD);
+    assert_eq!(over_cap + timed_out, count);
     assert!(timed_out >= Limits::PER_USER, "{timed_out}");
-    assert!(over_cap >= FLOOD / 2, "{over_cap}");
-    assert_eq!(polkit.most_hanging(65534), Limits::PER_USER);
+    assert!(over_cap >= count / 2, "{over_cap}");
+    timed_out
+}
 
-    // Every check of uid 65534 that reached polkit timed out, and was
-    // cancelled by the daemon with its own cancellation id.
+/// Every check of uid 65534 that reached polkit timed out, and was
+/// cancelled by the daemon with its own cancellation id; the
+/// administrator was asked about without interaction.
+async fn every_timed_out_check_was_cancelled(polkit: &FakePolkit, timed_out: usize) {
     let checks = polkit.checks();
     let flooded: Vec<_> = checks.iter().filter(|c| c.uid == 65534).collect();
     assert_eq!(flooded.len(), timed_out);
@@ -236,6 +226,38 @@ async fn a_flood_of_slow_checks_leaves_room_for_an_administrator() {
             .iter()
             .any(|c| c.uid == 1 && c.action == MANAGE && c.flags == 0)
     );
+}
+
+/// 500 calls from uid 65534 against a polkit that never answers it: at
+/// most 4 of them wait on polkit at once, the others are refused at once,
+/// each waiting one is cancelled in polkit at its limit, and an
+/// administrator that polkit authorizes (another uid) is answered at once.
+#[tokio::test]
+async fn a_flood_of_slow_checks_leaves_room_for_an_administrator() {
+    const FLOOD: usize = 500;
+    let t = tools();
+    let bus = PrivateBus::with_polkit();
+    let polkit = FakePolkit::start(&bus, |uid, _| match uid {
+        65534 => Verdict::Hang,
+        1 => Verdict::Allow,
+        _ => Verdict::Deny,
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = daemon(&bus, &dir, &[]).await;
+
+    let flood = start_flood(&t, &bus, FLOOD);
+    polkit
+        .wait_for(
+            "4 checks of uid 65534 pending",
+            Duration::from_secs(60),
+            |p| p.hanging() == Limits::PER_USER,
+        )
+        .await;
+    an_administrator_is_answered_at_once(&t, &bus, &d).await;
+    let timed_out = every_flood_call_is_refused(flood).await;
+    assert_eq!(polkit.most_hanging(65534), Limits::PER_USER);
+    every_timed_out_check_was_cancelled(&polkit, timed_out).await;
     let log = d.log_text();
     assert!(log.contains("polkit_check_refused_over_cap"), "{log}");
     assert!(log.contains("polkit_check_timed_out"), "{log}");
@@ -414,6 +436,69 @@ async fn over_the_global_cap_calls_are_refused_at_once_and_managers_never_wait()
     assert!(polkit.checks().iter().any(|c| c.uid == 10));
 }
 
+/// `method` called by dbus-send as `uid`:`gid` (RegisterActivation with
+/// jail alpha).
+async fn call_as(t: &Tools, bus: &PrivateBus, uid: u32, gid: u32, method: &str) -> Output {
+    let args: &[&str] = if method == "RegisterActivation" {
+        &["string:alpha"]
+    } else {
+        &[]
+    };
+    run(t.dbus_send(bus, uid, gid, method, args)).await.0
+}
+
+/// The call was let through and found no record.
+fn no_record(out: &Output) {
+    assert!(!out.status.success());
+    let err = stderr(out);
+    assert!(
+        err.contains("org.fail2ban_healthd.Health1.Error.NoPendingRecovery"),
+        "{err}"
+    );
+}
+
+/// A manage_group member (nobody) manages but may not roll back.
+async fn a_manage_group_member_may_not_roll_back(t: &Tools, bus: &PrivateBus) {
+    let out = call_as(t, bus, 65534, 65534, "RegisterActivation").await;
+    assert!(out.status.success(), "{out:?}");
+    let out = call_as(t, bus, 65534, 65534, "DismissRecovery").await;
+    no_record(&out);
+    let out = call_as(t, bus, 65534, 65534, "Rollback").await;
+    let err = not_authorized(&out);
+    assert!(
+        err.contains("may not roll back")
+            && err.contains("rollback_group")
+            && err.contains(ROLLBACK),
+        "{err}"
+    );
+}
+
+/// A rollback_group member (mail) rolls back but may not manage.
+async fn a_rollback_group_member_may_not_manage(t: &Tools, bus: &PrivateBus) {
+    let out = call_as(t, bus, 8, 8, "Rollback").await;
+    no_record(&out);
+    let out = call_as(t, bus, 8, 8, "RegisterActivation").await;
+    let err = not_authorized(&out);
+    assert!(
+        err.contains("may not manage") && err.contains(MANAGE),
+        "{err}"
+    );
+}
+
+/// polkit allows uid 1 to manage, uid 2 to roll back, and nothing else.
+async fn polkit_grants_each_right_alone(t: &Tools, bus: &PrivateBus) {
+    let out = call_as(t, bus, 1, 1, "RegisterActivation").await;
+    assert!(out.status.success(), "{out:?}");
+    let out = call_as(t, bus, 1, 1, "DismissRecovery").await;
+    no_record(&out);
+    let out = call_as(t, bus, 1, 1, "Rollback").await;
+    not_authorized(&out);
+    let out = call_as(t, bus, 2, 2, "Rollback").await;
+    no_record(&out);
+    let out = call_as(t, bus, 2, 2, "DismissRecovery").await;
+    not_authorized(&out);
+}
+
 /// manage_group does not grant Rollback, rollback_group grants only
 /// Rollback, and polkit is asked for the rollback action for Rollback and
 /// for the manage action for the others.
@@ -434,56 +519,9 @@ async fn manage_and_rollback_are_separate_rights() {
         &["--manage-group", "nogroup", "--rollback-group", "mail"],
     )
     .await;
-    let call = |uid: u32, gid: u32, method: &'static str| {
-        let args: &[&str] = if method == "RegisterActivation" {
-            &["string:alpha"]
-        } else {
-            &[]
-        };
-        run(t.dbus_send(&bus, uid, gid, method, args))
-    };
-    let no_record = |out: &Output| {
-        assert!(!out.status.success());
-        let err = stderr(out);
-        assert!(
-            err.contains("org.fail2ban_healthd.Health1.Error.NoPendingRecovery"),
-            "{err}"
-        );
-    };
-
-    // A manage_group member.
-    let (out, _) = call(65534, 65534, "RegisterActivation").await;
-    assert!(out.status.success(), "{out:?}");
-    let (out, _) = call(65534, 65534, "DismissRecovery").await;
-    no_record(&out);
-    let (out, _) = call(65534, 65534, "Rollback").await;
-    let err = not_authorized(&out);
-    assert!(
-        err.contains("may not roll back")
-            && err.contains("rollback_group")
-            && err.contains(ROLLBACK),
-        "{err}"
-    );
-    // A rollback_group member.
-    let (out, _) = call(8, 8, "Rollback").await;
-    no_record(&out);
-    let (out, _) = call(8, 8, "RegisterActivation").await;
-    let err = not_authorized(&out);
-    assert!(
-        err.contains("may not manage") && err.contains(MANAGE),
-        "{err}"
-    );
-    // polkit allows uid 1 to manage, uid 2 to roll back.
-    let (out, _) = call(1, 1, "RegisterActivation").await;
-    assert!(out.status.success(), "{out:?}");
-    let (out, _) = call(1, 1, "DismissRecovery").await;
-    no_record(&out);
-    let (out, _) = call(1, 1, "Rollback").await;
-    not_authorized(&out);
-    let (out, _) = call(2, 2, "Rollback").await;
-    no_record(&out);
-    let (out, _) = call(2, 2, "DismissRecovery").await;
-    not_authorized(&out);
+    a_manage_group_member_may_not_roll_back(&t, &bus).await;
+    a_rollback_group_member_may_not_manage(&t, &bus).await;
+    polkit_grants_each_right_alone(&t, &bus).await;
 
     let asked: Vec<_> = polkit
         .checks()

@@ -328,23 +328,21 @@ async fn a_jail_that_never_runs_is_cause_2_and_its_record_is_never_overwritten()
     assert!(!get::<bool>(&after, "Recovered"));
 }
 
-#[tokio::test]
-async fn managing_needs_root_and_valid_names() {
-    let server = Fail2ban::start();
-    let bus = PrivateBus::start();
-    let _daemon = Daemon::start(&bus, &server.socket, &[], &[]).await;
-    let (_c, p) = proxy(&bus).await;
+/// Runs `program` with `args` as user and group nobody.
+fn as_nobody(program: &std::path::Path, args: &[&str]) -> std::process::Output {
     let setpriv = common::require_program("setpriv", "util-linux");
+    std::process::Command::new(&setpriv)
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(program)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Nobody calling RegisterActivation and DismissRecovery with dbus-send
+/// is not authorized.
+fn dbus_send_as_nobody_is_not_authorized(bus: &PrivateBus) {
     let dbus_send = common::require_program("dbus-send", "dbus-bin");
-    let busctl = common::require_program("busctl", "systemd");
-    let as_nobody = |program: &std::path::Path, args: &[&str]| {
-        std::process::Command::new(&setpriv)
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(program)
-            .args(args)
-            .output()
-            .unwrap()
-    };
     let bus_arg = format!("--bus={}", bus.address);
     let out = as_nobody(
         &dbus_send,
@@ -377,6 +375,11 @@ async fn managing_needs_root_and_valid_names() {
         String::from_utf8_lossy(&out.stderr).contains("Error.NotAuthorized"),
         "{out:?}"
     );
+}
+
+/// Nobody with busctl may not manage, but may read.
+fn busctl_as_nobody_reads_but_may_not_manage(bus: &PrivateBus) {
+    let busctl = common::require_program("busctl", "systemd");
     let addr = format!("--address={}", bus.address);
     let out = as_nobody(
         &busctl,
@@ -409,11 +412,10 @@ async fn managing_needs_root_and_valid_names() {
         ],
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "u 2\n", "{out:?}");
-    assert!(
-        p.last_activation().await.unwrap().is_empty(),
-        "nothing was recorded"
-    );
+}
 
+/// Each invalid jail name is refused with InvalidJailName.
+async fn invalid_jail_names_are_refused(p: &Health1Proxy<'_>) {
     let long = "j".repeat(200);
     for bad in [
         "",
@@ -436,6 +438,23 @@ async fn managing_needs_root_and_valid_names() {
             other => panic!("{bad:?}: {other:?}"),
         }
     }
+}
+
+#[tokio::test]
+async fn managing_needs_root_and_valid_names() {
+    let server = Fail2ban::start();
+    let bus = PrivateBus::start();
+    let _daemon = Daemon::start(&bus, &server.socket, &[], &[]).await;
+    let (_c, p) = proxy(&bus).await;
+    common::require_program("setpriv", "util-linux");
+    dbus_send_as_nobody_is_not_authorized(&bus);
+    busctl_as_nobody_reads_but_may_not_manage(&bus);
+    assert!(
+        p.last_activation().await.unwrap().is_empty(),
+        "nothing was recorded"
+    );
+
+    invalid_jail_names_are_refused(&p).await;
     assert!(
         p.last_activation().await.unwrap().is_empty(),
         "nothing was recorded"

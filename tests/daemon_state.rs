@@ -238,12 +238,10 @@ fn valid_state_text() -> String {
     String::from_utf8(fail2ban_healthd::state::encode(&memory)).unwrap()
 }
 
-#[tokio::test]
-async fn a_hostile_state_file_is_moved_aside_and_every_property_still_answers() {
-    let server = Fail2ban::start();
-    let bus = PrivateBus::start();
-    let good = valid_state_text();
-    let cases: Vec<(&str, Option<String>)> = vec![
+/// Each hostile state file, by what is wrong with it: the text to write, or
+/// `None` for a FIFO in place of the file.
+fn hostile_state_files(good: &str) -> Vec<(&'static str, Option<String>)> {
+    vec![
         // A NUL in a suspect jail once made the daemon exit on the first
         // read of PendingRecovery.
         (
@@ -259,23 +257,70 @@ async fn a_hostile_state_file_is_moved_aside_and_every_property_still_answers() 
             Some(format!("{good}{}", " ".repeat(2 << 20))),
         ),
         ("a FIFO", None),
-    ];
-    for (what, text) in cases {
+    ]
+}
+
+/// Puts the hostile file `text` (a FIFO for `None`) at `state`.
+fn place_hostile_file(state: &std::path::Path, text: Option<&str>, good: &str, what: &str) {
+    match text {
+        Some(text) => {
+            assert_ne!(text, good, "{what}: the case changes the file");
+            std::fs::write(state, text).unwrap();
+        }
+        None => {
+            let made = std::process::Command::new("mkfifo")
+                .arg(state)
+                .status()
+                .unwrap();
+            assert!(made.success());
+        }
+    }
+}
+
+/// Nothing was restored, yet every property answers and the daemon probes.
+async fn every_property_still_answers(bus: &PrivateBus, what: &str) {
+    let (conn, p) = proxy(bus).await;
+    assert!(
+        p.pending_recovery().await.unwrap().is_empty(),
+        "{what}: nothing restored"
+    );
+    assert!(p.last_activation().await.unwrap().is_empty(), "{what}");
+    let all = zbus::fdo::PropertiesProxy::builder(&conn)
+        .destination(fail2ban_healthd::bus::NAME)
+        .path(fail2ban_healthd::bus::PATH)
+        .build()
+        .await
+        .unwrap()
+        .get_all(zbus::names::InterfaceName::try_from(fail2ban_healthd::bus::INTERFACE).unwrap())
+        .await
+        .unwrap();
+    assert!(all.contains_key("PendingRecovery"), "{what}");
+    assert!(p.probe().await.unwrap(), "{what}: the daemon still probes");
+}
+
+/// How many state files were moved aside in `dir`.
+fn files_moved_aside(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("state.json.corrupt-")
+        })
+        .count()
+}
+
+#[tokio::test]
+async fn a_hostile_state_file_is_moved_aside_and_every_property_still_answers() {
+    let server = Fail2ban::start();
+    let bus = PrivateBus::start();
+    let good = valid_state_text();
+    for (what, text) in hostile_state_files(&good) {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state.json");
-        match &text {
-            Some(text) => {
-                assert_ne!(text, &good, "{what}: the case changes the file");
-                std::fs::write(&state, text).unwrap();
-            }
-            None => {
-                let made = std::process::Command::new("mkfifo")
-                    .arg(&state)
-                    .status()
-                    .unwrap();
-                assert!(made.success());
-            }
-        }
+        place_hostile_file(&state, text.as_deref(), &good, what);
         let daemon = Daemon::start(
             &bus,
             &server.socket,
@@ -283,41 +328,13 @@ async fn a_hostile_state_file_is_moved_aside_and_every_property_still_answers() 
             &[],
         )
         .await;
-        let (conn, p) = proxy(&bus).await;
-        assert!(
-            p.pending_recovery().await.unwrap().is_empty(),
-            "{what}: nothing restored"
-        );
-        assert!(p.last_activation().await.unwrap().is_empty(), "{what}");
-        let all = zbus::fdo::PropertiesProxy::builder(&conn)
-            .destination(fail2ban_healthd::bus::NAME)
-            .path(fail2ban_healthd::bus::PATH)
-            .build()
-            .await
-            .unwrap()
-            .get_all(
-                zbus::names::InterfaceName::try_from(fail2ban_healthd::bus::INTERFACE).unwrap(),
-            )
-            .await
-            .unwrap();
-        assert!(all.contains_key("PendingRecovery"), "{what}");
-        assert!(p.probe().await.unwrap(), "{what}: the daemon still probes");
+        every_property_still_answers(&bus, what).await;
         let log = daemon.log_text();
         assert!(
             log.contains("state_file_unusable") && log.contains("state_file_moved_aside"),
             "{what}: {log}"
         );
-        let aside = std::fs::read_dir(dir.path())
-            .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .file_name()
-                    .to_string_lossy()
-                    .starts_with("state.json.corrupt-")
-            })
-            .count();
-        assert_eq!(aside, 1, "{what}: moved aside");
+        assert_eq!(files_moved_aside(dir.path()), 1, "{what}: moved aside");
         drop(daemon);
     }
 }

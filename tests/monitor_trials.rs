@@ -314,110 +314,182 @@ mod props {
         online(&names)
     }
 
+    /// The simulated monitor, the trial that runs (with its deadline) and
+    /// the trial's rollback that is due.
+    struct Story {
+        s: Sim,
+        running: Option<(String, Instant)>,
+        rollback: Option<Activation>,
+    }
+
+    impl Story {
+        fn new() -> Self {
+            let mut s = Sim::with(timing());
+            s.probe(online(&["alpha"]));
+            Story {
+                s,
+                running: None,
+                rollback: None,
+            }
+        }
+
+        /// Applies `op`; returns whether it confirmed the trial.
+        fn apply(&mut self, op: Op) -> Result<bool, TestCaseError> {
+            let s = &mut self.s;
+            match op {
+                Op::Advance(ms) => {
+                    s.now = s.now.after(Duration::from_millis(ms));
+                    if s.m.poll_timeout().is_some_and(|d| d <= s.now.mono) {
+                        s.m.handle_timeout(s.now);
+                    }
+                }
+                Op::Answer(r) if s.m.probe_in_flight() => {
+                    s.m.handle_input(s.now, Input::ProbeFinished(answer(r)))
+                        .unwrap();
+                }
+                Op::Offline(c) if s.m.probe_in_flight() => {
+                    let reason = OfflineReason::from_code(c).unwrap();
+                    s.m.handle_input(s.now, Input::ProbeFinished(Err(reason)))
+                        .unwrap();
+                }
+                Op::Answer(_) | Op::Offline(_) => {}
+                Op::Try(j, secs_) => self.try_jail(j, secs_)?,
+                Op::Confirm => {
+                    let r = s.m.handle_input(s.now, Input::TrialConfirmed);
+                    prop_assert_eq!(r.is_ok(), self.running.is_some() && self.rollback.is_none());
+                    return Ok(r.is_ok());
+                }
+                Op::Abort => {
+                    let r = s.m.handle_input(s.now, Input::TrialAborted);
+                    prop_assert_eq!(r.is_ok(), self.running.is_some() && self.rollback.is_none());
+                }
+                Op::Activate(j) => {
+                    s.m.handle_input(
+                        s.now,
+                        Input::ActivationRegistered {
+                            jail: NAMES[j].into(),
+                        },
+                    )
+                    .unwrap();
+                }
+                Op::FinishRollback(done) => {
+                    if let Some(activation) = self.rollback.take() {
+                        s.m.handle_input(s.now, Input::RollbackFinished { activation, done })
+                            .unwrap();
+                    }
+                }
+            }
+            Ok(false)
+        }
+
+        /// Claims and starts a trial of jail `j` for `secs_` seconds.
+        fn try_jail(&mut self, j: usize, secs_: u64) -> Result<(), TestCaseError> {
+            let s = &mut self.s;
+            let claimed = s.m.handle_input(
+                s.now,
+                Input::TrialClaimed {
+                    jail: NAMES[j].into(),
+                },
+            );
+            if self.running.is_some() || self.rollback.is_some() {
+                prop_assert!(claimed.is_err());
+            }
+            if claimed.is_ok() {
+                s.m.handle_input(
+                    s.now,
+                    Input::TrialStarted {
+                        jail: NAMES[j].into(),
+                        timeout: secs(secs_ as f64),
+                        dropin_before: None,
+                    },
+                )
+                .unwrap();
+                self.running = Some((NAMES[j].into(), s.now.mono + secs(secs_ as f64)));
+            }
+            Ok(())
+        }
+
+        /// Checks the step's events; returns how many trials ended.
+        fn check_events(&mut self, confirmed: bool) -> Result<u32, TestCaseError> {
+            let mut ends = 0;
+            // Events first: a record and the rollback it asks for come
+            // in the same step, the record first.
+            for e in self.s.events() {
+                match e {
+                    Event::TrialEnded { jail, kept, cause } => {
+                        ends += 1;
+                        let (name, due) = self.running.take().expect("a trial was running");
+                        prop_assert_eq!(&jail, &name);
+                        if kept {
+                            prop_assert_eq!(cause, 0);
+                            let snap = self.s.m.snapshot();
+                            let healthy = snap.online && snap.jails.iter().any(|j| j.name == name);
+                            prop_assert!(
+                                confirmed || (self.s.now.mono >= due && healthy),
+                                "kept without being confirmed or healthy at its deadline"
+                            );
+                        }
+                        prop_assert!(self.rollback.is_none() || !kept);
+                    }
+                    Event::CrashDetected { .. } => {
+                        prop_assert!(
+                            self.rollback.is_none(),
+                            "no record while a trial's rollback runs"
+                        );
+                    }
+                    _ => {}
+                }
+            }
+            Ok(ends)
+        }
+
+        /// Takes the step's actions: a trial's rollback, one at a time.
+        fn take_rollbacks(&mut self) -> Result<(), TestCaseError> {
+            while let Some(action) = self.s.m.poll_action() {
+                if let Action::RollBackTrial { activation, .. } = action {
+                    prop_assert!(self.rollback.is_none(), "one rollback at a time");
+                    prop_assert_eq!(
+                        Some(&activation.jail_name),
+                        self.running.as_ref().map(|r| &r.0)
+                    );
+                    self.rollback = Some(activation);
+                }
+            }
+            Ok(())
+        }
+
+        /// The property and the memory show exactly the running trial,
+        /// which has a wake-up planned.
+        fn check_trial_shown(&self) -> Result<(), TestCaseError> {
+            let s = &self.s;
+            prop_assert_eq!(
+                s.m.snapshot().trial.as_ref().map(|t| t.jail_name.clone()),
+                self.running.as_ref().map(|r| r.0.clone())
+            );
+            prop_assert_eq!(s.m.memory().trial.is_some(), self.running.is_some());
+            if s.m.probe_in_flight() {
+                return Ok(());
+            }
+            // A running trial always has a wake-up planned.
+            if self.running.is_some() && self.rollback.is_none() {
+                prop_assert!(s.m.poll_timeout().is_some());
+            }
+            Ok(())
+        }
+    }
+
     proptest! {
         #![proptest_config(sim::seeded(512))]
 
         #[test]
         fn a_trial_ends_once_and_is_kept_only_when_it_earned_it(ops in prop::collection::vec(op(), 1..150)) {
-            let mut s = Sim::with(timing());
-            s.probe(online(&["alpha"]));
-            // The trial running, and whether its rollback is due.
-            let mut running: Option<(String, Instant)> = None;
-            let mut rollback: Option<Activation> = None;
+            let mut story = Story::new();
             for op in ops {
-                let mut confirmed = false;
-                match op {
-                    Op::Advance(ms) => {
-                        s.now = s.now.after(Duration::from_millis(ms));
-                        if s.m.poll_timeout().is_some_and(|d| d <= s.now.mono) {
-                            s.m.handle_timeout(s.now);
-                        }
-                    }
-                    Op::Answer(r) if s.m.probe_in_flight() => {
-                        s.m.handle_input(s.now, Input::ProbeFinished(answer(r))).unwrap();
-                    }
-                    Op::Offline(c) if s.m.probe_in_flight() => {
-                        let reason = OfflineReason::from_code(c).unwrap();
-                        s.m.handle_input(s.now, Input::ProbeFinished(Err(reason))).unwrap();
-                    }
-                    Op::Answer(_) | Op::Offline(_) => {}
-                    Op::Try(j, secs_) => {
-                        let claimed = s.m.handle_input(s.now, Input::TrialClaimed { jail: NAMES[j].into() });
-                        if running.is_some() || rollback.is_some() {
-                            prop_assert!(claimed.is_err());
-                        }
-                        if claimed.is_ok() {
-                            s.m.handle_input(s.now, Input::TrialStarted {
-                                jail: NAMES[j].into(),
-                                timeout: secs(secs_ as f64),
-                                dropin_before: None,
-                            }).unwrap();
-                            running = Some((NAMES[j].into(), s.now.mono + secs(secs_ as f64)));
-                        }
-                    }
-                    Op::Confirm => {
-                        let r = s.m.handle_input(s.now, Input::TrialConfirmed);
-                        prop_assert_eq!(r.is_ok(), running.is_some() && rollback.is_none());
-                        confirmed = r.is_ok();
-                    }
-                    Op::Abort => {
-                        let r = s.m.handle_input(s.now, Input::TrialAborted);
-                        prop_assert_eq!(r.is_ok(), running.is_some() && rollback.is_none());
-                    }
-                    Op::Activate(j) => {
-                        s.m.handle_input(s.now, Input::ActivationRegistered { jail: NAMES[j].into() }).unwrap();
-                    }
-                    Op::FinishRollback(done) => {
-                        if let Some(activation) = rollback.take() {
-                            s.m.handle_input(s.now, Input::RollbackFinished { activation, done }).unwrap();
-                        }
-                    }
-                }
-                let mut ends = 0;
-                // Events first: a record and the rollback it asks for come
-                // in the same step, the record first.
-                for e in s.events() {
-                    match e {
-                        Event::TrialEnded { jail, kept, cause } => {
-                            ends += 1;
-                            let (name, due) = running.take().expect("a trial was running");
-                            prop_assert_eq!(&jail, &name);
-                            if kept {
-                                prop_assert_eq!(cause, 0);
-                                let snap = s.m.snapshot();
-                                let healthy = snap.online && snap.jails.iter().any(|j| j.name == name);
-                                prop_assert!(confirmed || (s.now.mono >= due && healthy),
-                                    "kept without being confirmed or healthy at its deadline");
-                            }
-                            prop_assert!(rollback.is_none() || !kept);
-                        }
-                        Event::CrashDetected { .. } => {
-                            prop_assert!(rollback.is_none(), "no record while a trial's rollback runs");
-                        }
-                        _ => {}
-                    }
-                }
-                while let Some(action) = s.m.poll_action() {
-                    if let Action::RollBackTrial { activation, .. } = action {
-                        prop_assert!(rollback.is_none(), "one rollback at a time");
-                        prop_assert_eq!(Some(&activation.jail_name), running.as_ref().map(|r| &r.0));
-                        rollback = Some(activation);
-                    }
-                }
+                let confirmed = story.apply(op)?;
+                let ends = story.check_events(confirmed)?;
+                story.take_rollbacks()?;
                 prop_assert!(ends <= 1);
-                // The property shows exactly the running trial.
-                prop_assert_eq!(
-                    s.m.snapshot().trial.as_ref().map(|t| t.jail_name.clone()),
-                    running.as_ref().map(|r| r.0.clone())
-                );
-                prop_assert_eq!(s.m.memory().trial.is_some(), running.is_some());
-                if s.m.probe_in_flight() {
-                    continue;
-                }
-                // A running trial always has a wake-up planned.
-                if running.is_some() && rollback.is_none() {
-                    prop_assert!(s.m.poll_timeout().is_some());
-                }
+                story.check_trial_shown()?;
             }
         }
     }

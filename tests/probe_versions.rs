@@ -168,22 +168,18 @@ async fn offline_reason(server: &Fail2ban) -> OfflineReason {
     reason
 }
 
-/// Everything this file checks, against one release.
-async fn check(release: Release) {
-    let mut server = Fail2ban::start_release(release);
-    let version = server.version();
-    let label = format!("fail2ban {version} ({})", release.label());
-    if let Some(expected) = release.expected_version() {
-        assert_eq!(version, expected);
-    }
-
-    // Failures and a ban. The harness returned once both jails follow
-    // their log files, so every line below is counted.
+/// Failures and a ban. The harness returned once both jails follow their
+/// log files, so every line is counted. Returns the probe's status.
+async fn failures_and_a_ban_are_counted(
+    server: &Fail2ban,
+    version: &str,
+    label: &str,
+) -> ServerStatus {
     for _ in 0..3 {
         server.log_line("alpha", "FAIL login from 192.0.2.1");
     }
     server.log_line("beta", "FAIL login from 192.0.2.2");
-    let status = probe_until(&server, "the ban and beta's failure", |s| {
+    let status = probe_until(server, "the ban and beta's failure", |s| {
         let [alpha, beta] = &s.jails[..] else {
             return false;
         };
@@ -201,33 +197,43 @@ async fn check(release: Release) {
     assert_eq!(server.banned(), ["192.0.2.1"], "{label}");
     assert_eq!(status.jails[0], server.client_counts("alpha"), "{label}");
     assert_eq!(status.jails[1], server.client_counts("beta"), "{label}");
+    status
+}
 
-    // `stats` itself: one reply for every jail on 1.1, an unknown command
-    // before.
+/// `stats` itself: one reply for every jail on 1.1, an unknown command
+/// before.
+fn stats_is_known_from_1_1(server: &Fail2ban, version: &str, label: &str, status: &ServerStatus) {
     match common::blocking_request(&server.socket, &["stats"]).unwrap() {
         Reply::Ok(v) => {
-            assert!(has_stats(&version), "{label} answers stats: {v:?}");
+            assert!(has_stats(version), "{label} answers stats: {v:?}");
             assert_eq!(codec::parse_stats(&v).unwrap(), status.jails, "{label}");
         }
         Reply::Failed(m) => {
-            assert!(!has_stats(&version), "{label} refuses stats: {m}");
+            assert!(!has_stats(version), "{label} refuses stats: {m}");
             assert_eq!(m, "Invalid command", "{label}");
         }
     }
+}
 
-    // What the probe sends, first and in the steady state.
+/// What the probe sends, first and in the steady state.
+async fn the_probe_sends_stats_or_falls_back(
+    server: &Fail2ban,
+    version: &str,
+    label: &str,
+    status: &ServerStatus,
+) {
     let recorder = Recorder::start(&server.socket);
     let mut prober = Prober::new(config(&recorder.socket));
-    assert_eq!(prober.probe().await.unwrap(), status, "{label}");
+    assert_eq!(&prober.probe().await.unwrap(), status, "{label}");
     let first = recorder.take();
-    assert_eq!(prober.probe().await.unwrap(), status, "{label}");
+    assert_eq!(&prober.probe().await.unwrap(), status, "{label}");
     let steady = recorder.take();
     let per_jail = [
         req(&["status"]),
         req(&["status", "alpha", "short"]),
         req(&["status", "beta", "short"]),
     ];
-    if has_stats(&version) {
+    if has_stats(version) {
         // The fast path: `version` and `stats`, in one round trip.
         assert_eq!(first, [req(&["version"]), req(&["stats"])], "{label}");
         assert_eq!(steady, first, "{label}");
@@ -241,11 +247,18 @@ async fn check(release: Release) {
         assert_eq!(steady, steady_expected, "{label}");
     }
     drop(recorder);
+}
 
-    // A graceful stop: timed from the signal to the process's exit, then
-    // classified.
+/// A graceful stop: timed from the signal to the process's exit, then
+/// classified. Returns how long it took, the probe's reading after it,
+/// and whether the socket file was left.
+async fn a_graceful_stop_is_classified(
+    server: &mut Fail2ban,
+    version: &str,
+    label: &str,
+) -> (Duration, OfflineReason, bool) {
     let graceful = server.signal_and_wait_timed(Signal::SIGTERM);
-    let after_term = offline_reason(&server).await;
+    let after_term = offline_reason(server).await;
     let socket_left = server.socket.exists();
     if version.starts_with("1.1.") {
         // 1.1 may be caught between shutting its listening socket down and
@@ -261,8 +274,12 @@ async fn check(release: Release) {
         assert_eq!(after_term, OfflineReason::SocketMissing, "{label}");
         assert!(!socket_left, "{label} left its socket after SIGTERM");
     }
+    (graceful, after_term, socket_left)
+}
 
-    // A SIGKILL leaves the socket file behind, with nobody listening.
+/// A SIGKILL leaves the socket file behind, with nobody listening.
+/// Returns the probe's reading after it.
+async fn a_sigkill_leaves_a_refusing_socket(server: &mut Fail2ban, label: &str) -> OfflineReason {
     server.spawn();
     fail2ban::probe_once(&config(&server.socket)).await.unwrap();
     server.signal_and_wait(Signal::SIGKILL);
@@ -270,8 +287,26 @@ async fn check(release: Release) {
         server.socket.exists(),
         "{label}: a killed server leaves its socket"
     );
-    let after_kill = offline_reason(&server).await;
+    let after_kill = offline_reason(server).await;
     assert_eq!(after_kill, OfflineReason::ConnectionRefused, "{label}");
+    after_kill
+}
+
+/// Everything this file checks, against one release.
+async fn check(release: Release) {
+    let mut server = Fail2ban::start_release(release);
+    let version = server.version();
+    let label = format!("fail2ban {version} ({})", release.label());
+    if let Some(expected) = release.expected_version() {
+        assert_eq!(version, expected);
+    }
+
+    let status = failures_and_a_ban_are_counted(&server, &version, &label).await;
+    stats_is_known_from_1_1(&server, &version, &label, &status);
+    the_probe_sends_stats_or_falls_back(&server, &version, &label, &status).await;
+    let (graceful, after_term, socket_left) =
+        a_graceful_stop_is_classified(&mut server, &version, &label).await;
+    let after_kill = a_sigkill_leaves_a_refusing_socket(&mut server, &label).await;
 
     println!(
         "{label}: graceful stop took {:.2} s; after it the probe says {after_term} \

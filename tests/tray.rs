@@ -362,24 +362,90 @@ fn crashes(all: &[Notification]) -> Vec<&Notification> {
         .collect()
 }
 
-/// Every state in turn, on one desktop: online, a crash record, rolled
-/// back from the menu, a second crash rolled back from the notification,
-/// the daemon gone and back, and Quit.
-#[tokio::test]
-async fn the_applet_follows_every_state_and_rolls_back_from_menu_and_notification() {
-    let desktop = Desktop::start().await;
-    let mut server = Fail2ban::start();
-    let bus = PrivateBus::start();
-    let mut d = Some(daemon(&bus, &server).await);
-    let (_c, p) = proxy(&bus).await;
-    assert!(p.probe().await.unwrap());
+/// One desktop with the applet on it, and the daemon and fail2ban it
+/// follows. The fields drop in this order: the item and the applet
+/// first, the desktop last.
+struct Stage {
+    item: Item,
+    applet: Applet,
+    /// `TrialEnded`, followed from before the applet starts when the
+    /// daemon runs trials.
+    ended: Option<TrialEndedStream>,
+    p: Health1Proxy<'static>,
+    _conn: zbus::Connection,
+    daemon: Option<Daemon>,
+    bus: PrivateBus,
+    server: Fail2ban,
+    desktop: Desktop,
+}
 
-    let mut applet = Applet::start(&desktop, &bus, &[], &[]);
-    let listed = desktop.wait_item(LIMIT).await;
-    let item = Item::new(&desktop, &listed).await;
+impl Stage {
+    /// Starts the desktop, fail2ban, the daemon (for trials when `trial`)
+    /// and the applet, and waits until the panel lists the applet's item.
+    async fn start(trial: bool) -> Stage {
+        let desktop = Desktop::start().await;
+        let server = Fail2ban::start();
+        let bus = PrivateBus::start();
+        let d = if trial {
+            trial_daemon(&bus, &server).await
+        } else {
+            daemon(&bus, &server).await
+        };
+        let (conn, p) = proxy(&bus).await;
+        assert!(p.probe().await.unwrap());
+        let ended = if trial {
+            Some(p.receive_trial_ended().await.unwrap())
+        } else {
+            None
+        };
+        let applet = Applet::start(&desktop, &bus, &[], &[]);
+        let listed = desktop.wait_item(LIMIT).await;
+        let item = Item::new(&desktop, &listed).await;
+        Stage {
+            item,
+            applet,
+            ended,
+            p,
+            _conn: conn,
+            daemon: Some(d),
+            bus,
+            server,
+            desktop,
+        }
+    }
 
-    // Online: green, Active, nothing to roll back.
-    item.wait_colour("green", &applet).await;
+    /// The daemon that runs now.
+    fn daemon(&self) -> &Daemon {
+        self.daemon.as_ref().expect("the daemon runs")
+    }
+
+    /// The next `TrialEnded`: jail, kept, cause.
+    async fn next_trial_end(&mut self) -> (String, bool, u32) {
+        let ended = self.ended.as_mut().expect("a daemon for trials");
+        next_trial_end(ended, self.daemon.as_ref().expect("the daemon runs")).await
+    }
+
+    /// Waits until the screen shows the icon as the item draws it; see
+    /// [`wait_screen`].
+    async fn wait_screen(&self, name: &str, at: Option<(u32, u32)>) -> (u32, u32) {
+        wait_screen(&self.desktop, &self.item, name, at).await
+    }
+
+    /// Waits until the pending recovery satisfies `cond`.
+    async fn record_when(
+        &self,
+        what: &str,
+        cond: impl Fn(&HashMap<String, OwnedVariant>) -> bool,
+    ) -> HashMap<String, OwnedVariant> {
+        record_when(&self.p, Some(&self.applet), what, cond).await
+    }
+}
+
+/// Online: green, Active, nothing to roll back. Returns where the icon is
+/// on the screen.
+async fn online_is_green_with_nothing_to_roll_back(s: &Stage) -> (u32, u32) {
+    let item = &s.item;
+    item.wait_colour("green", &s.applet).await;
     assert_eq!(item.property::<String>("Id").await, "fail2ban-healthd-tray");
     assert_eq!(item.property::<String>("Category").await, "SystemServices");
     assert_eq!(item.property::<String>("Status").await, "Active");
@@ -387,7 +453,7 @@ async fn the_applet_follows_every_state_and_rolls_back_from_menu_and_notificatio
         item.property::<String>("IconName").await,
         "fail2ban-healthd-ok"
     );
-    let version = server.version();
+    let version = s.server.version();
     let (title, text) = item.tooltip().await;
     assert!(
         title.contains(&version) && title.contains("online"),
@@ -406,24 +472,30 @@ async fn the_applet_follows_every_state_and_rolls_back_from_menu_and_notificatio
         "{labels:?}"
     );
     assert!(!menu.iter().find(|l| l.label == "Dismiss").unwrap().enabled);
-    let at = wait_screen(&desktop, &item, "1-online", None).await;
+    s.wait_screen("1-online", None).await
+}
 
-    // Show status: the status text, with the jails, as a notification.
-    item.click("Show status").await;
-    let n = desktop
+/// Show status: the status text, with the jails, as a notification.
+async fn show_status_notifies_the_jails(s: &Stage) {
+    s.item.click("Show status").await;
+    let n = s
+        .desktop
         .wait_notification(LIMIT, |n| n.summary == "fail2ban status")
         .await;
     assert!(
         n.body.contains("alpha: 0 banned") && n.body.contains("beta: 0 banned"),
         "{n:?}"
     );
+}
 
-    // A crash right after an activation: red, NeedsAttention, Roll back
-    // offered, one critical notification naming the jail.
-    p.register_activation("gamma").await.unwrap();
-    server.signal_and_wait(Signal::SIGKILL);
-    record_when(&p, None, "a cause-1 record", |r| !r.is_empty()).await;
-    item.wait_colour("red", &applet).await;
+/// A crash right after an activation: red, NeedsAttention, Roll back
+/// offered, one critical notification naming the jail, which is returned.
+async fn a_crash_is_red_and_offers_a_rollback(s: &mut Stage, at: (u32, u32)) -> Notification {
+    s.p.register_activation("gamma").await.unwrap();
+    s.server.signal_and_wait(Signal::SIGKILL);
+    record_when(&s.p, None, "a cause-1 record", |r| !r.is_empty()).await;
+    let item = &s.item;
+    item.wait_colour("red", &s.applet).await;
     assert_eq!(item.property::<String>("Status").await, "NeedsAttention");
     let labels = Item::labels(&item.menu().await);
     assert!(
@@ -437,7 +509,8 @@ async fn the_applet_follows_every_state_and_rolls_back_from_menu_and_notificatio
         "{labels:?}"
     );
     assert!(item.tooltip().await.1.contains("gamma"));
-    let crash = desktop
+    let crash = s
+        .desktop
         .wait_notification(LIMIT, |n| n.summary.contains("crash"))
         .await;
     assert!(crash.summary.contains("gamma"), "{crash:?}");
@@ -446,33 +519,38 @@ async fn the_applet_follows_every_state_and_rolls_back_from_menu_and_notificatio
         crash.actions,
         ["rollback", "Roll back gamma", "dismiss", "Dismiss"]
     );
-    wait_screen(&desktop, &item, "2-crash", Some(at)).await;
+    s.wait_screen("2-crash", Some(at)).await;
+    crash
+}
 
-    // Roll back from the menu: the daemon writes the drop-in and the
-    // record shows RolledBack; the icon turns amber (a resolved record).
-    item.click("Roll back gamma").await;
-    let r = record_when(&p, Some(&applet), "the record rolled back", |r| {
-        get::<bool>(r, "RolledBack")
-    })
-    .await;
+/// Roll back from the menu: the daemon writes the drop-in and the record
+/// shows RolledBack; the icon turns amber (a resolved record), and the
+/// resolution takes the place of the `crash` notification.
+async fn rolling_back_from_the_menu_turns_amber(s: &Stage, crash: &Notification, at: (u32, u32)) {
+    s.item.click("Roll back gamma").await;
+    let r = s
+        .record_when("the record rolled back", |r| get::<bool>(r, "RolledBack"))
+        .await;
     assert_eq!(get::<String>(&r, "JailName"), "gamma");
-    let written = std::fs::read_to_string(dropin(&server)).unwrap();
+    let written = std::fs::read_to_string(dropin(&s.server)).unwrap();
     assert!(
         written.contains("[gamma]") && written.contains("enabled = false"),
         "{written}"
     );
-    let done = desktop
+    let done = s
+        .desktop
         .wait_notification(LIMIT, |n| n.summary == "Rolled back")
         .await;
     assert!(done.body.contains("gamma is disabled in"), "{done:?}");
     // Resolved: said once, in the crash notification's place.
-    let resolved = desktop
+    let resolved = s
+        .desktop
         .wait_notification(LIMIT, |n| n.summary.starts_with("fail2ban recovered"))
         .await;
     assert!(resolved.summary.contains("gamma"), "{resolved:?}");
     assert_eq!(resolved.replaces_id, crash.id, "{resolved:?}");
-    item.wait_colour("amber", &applet).await;
-    let labels = Item::labels(&item.menu().await);
+    s.item.wait_colour("amber", &s.applet).await;
+    let labels = Item::labels(&s.item.menu().await);
     assert!(
         !labels.iter().any(|l| l.starts_with("Roll back")),
         "{labels:?}"
@@ -483,49 +561,60 @@ async fn the_applet_follows_every_state_and_rolls_back_from_menu_and_notificatio
             .any(|l| l.starts_with("rolled back; resolved")),
         "{labels:?}"
     );
-    wait_screen(&desktop, &item, "3-rolled-back", Some(at)).await;
-    // One notification for the crash: the daemon publishes "offline"
-    // first and the record a moment later, and the crash's notification
-    // takes the place of the offline one.
-    let all = desktop.notifications().await;
+    s.wait_screen("3-rolled-back", Some(at)).await;
+}
+
+/// One notification for the crash: the daemon publishes "offline" first
+/// and the record a moment later, and the crash's notification takes the
+/// place of the offline one.
+async fn one_notification_for_the_crash(s: &Stage, crash: &Notification) {
+    let all = s.desktop.notifications().await;
     assert_eq!(crashes(&all).len(), 1, "{all:#?}");
     for offline in all.iter().filter(|n| n.summary == "fail2ban went offline") {
         assert_eq!(crash.replaces_id, offline.id, "{all:#?}");
     }
+}
 
-    // Dismiss from the menu: green once "just back" is over.
-    item.click("Dismiss").await;
-    record_when(&p, Some(&applet), "no record", HashMap::is_empty).await;
-    item.wait_colour("green", &applet).await;
+/// Dismiss from the menu: green once "just back" is over.
+async fn dismiss_turns_green(s: &Stage) {
+    s.item.click("Dismiss").await;
+    s.record_when("no record", HashMap::is_empty).await;
+    s.item.wait_colour("green", &s.applet).await;
+}
 
-    // A second crash, rolled back from the notification's button.
-    p.register_activation("delta").await.unwrap();
-    kill_server(&mut server);
-    let second = desktop
+/// A second crash, rolled back from the notification's button.
+async fn a_second_crash_rolls_back_from_the_notification(s: &mut Stage) {
+    s.p.register_activation("delta").await.unwrap();
+    kill_server(&mut s.server);
+    let second = s
+        .desktop
         .wait_notification(LIMIT, |n| {
             n.summary.contains("crash") && n.summary.contains("delta")
         })
         .await;
-    item.wait_colour("red", &applet).await;
-    desktop.invoke_action(second.id, "rollback").await;
-    record_when(&p, Some(&applet), "delta rolled back", |r| {
+    s.item.wait_colour("red", &s.applet).await;
+    s.desktop.invoke_action(second.id, "rollback").await;
+    s.record_when("delta rolled back", |r| {
         get::<bool>(r, "RolledBack") && get::<String>(r, "JailName") == "delta"
     })
     .await;
-    let written = std::fs::read_to_string(dropin(&server)).unwrap();
+    let written = std::fs::read_to_string(dropin(&s.server)).unwrap();
     assert!(
         written.contains("[delta]") && written.contains("[gamma]"),
         "{written}"
     );
-    item.wait_colour("amber", &applet).await;
+    s.item.wait_colour("amber", &s.applet).await;
+}
 
-    // The daemon gone: grey, and the item says so.
-    let mut gone = d.take().unwrap();
+/// The daemon gone: grey, and the item says so.
+async fn the_daemon_gone_is_grey(s: &mut Stage, at: (u32, u32)) {
+    let mut gone = s.daemon.take().unwrap();
     let mut child = gone.child.take().unwrap();
     kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
     child.wait().unwrap();
     drop(gone);
-    item.wait_colour("grey", &applet).await;
+    let item = &s.item;
+    item.wait_colour("grey", &s.applet).await;
     assert_eq!(item.property::<String>("Status").await, "Active");
     let (title, _) = item.tooltip().await;
     assert!(title.contains("not running"), "{title}");
@@ -538,13 +627,20 @@ async fn the_applet_follows_every_state_and_rolls_back_from_menu_and_notificatio
             .enabled,
         "{menu:#?}"
     );
-    wait_screen(&desktop, &item, "4-daemon-gone", Some(at)).await;
+    s.wait_screen("4-daemon-gone", Some(at)).await;
+}
 
-    // Back: the applet finds it again by itself.
-    let _d = daemon(&bus, &server).await;
+/// Back: the applet finds the daemon again by itself.
+async fn the_daemon_back_is_found_again(s: &mut Stage, at: (u32, u32)) {
+    s.daemon = Some(daemon(&s.bus, &s.server).await);
+    let item = &s.item;
     let start = Instant::now();
     while classify(item.icon_colour().await) == "grey" {
-        assert!(start.elapsed() < LIMIT, "still grey: {}", applet.log_text());
+        assert!(
+            start.elapsed() < LIMIT,
+            "still grey: {}",
+            s.applet.log_text()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(
@@ -555,21 +651,41 @@ async fn the_applet_follows_every_state_and_rolls_back_from_menu_and_notificatio
             .unwrap()
             .enabled
     );
-    item.wait_colour("green", &applet).await;
-    wait_screen(&desktop, &item, "5-daemon-back", Some(at)).await;
+    item.wait_colour("green", &s.applet).await;
+    s.wait_screen("5-daemon-back", Some(at)).await;
+}
 
-    // Quit: the applet ends cleanly and its item leaves the panel.
-    item.click("Quit").await;
-    assert!(applet.wait_exit().success(), "{}", applet.log_text());
+/// Quit: the applet ends cleanly and its item leaves the panel.
+async fn quit_ends_the_applet_and_its_item(s: &mut Stage) {
+    s.item.click("Quit").await;
+    assert!(s.applet.wait_exit().success(), "{}", s.applet.log_text());
     let start = Instant::now();
-    while !desktop.items().await.is_empty() {
+    while !s.desktop.items().await.is_empty() {
         assert!(
             start.elapsed() < LIMIT,
             "the item stayed: {:?}",
-            desktop.items().await
+            s.desktop.items().await
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Every state in turn, on one desktop: online, a crash record, rolled
+/// back from the menu, a second crash rolled back from the notification,
+/// the daemon gone and back, and Quit.
+#[tokio::test]
+async fn the_applet_follows_every_state_and_rolls_back_from_menu_and_notification() {
+    let mut s = Stage::start(false).await;
+    let at = online_is_green_with_nothing_to_roll_back(&s).await;
+    show_status_notifies_the_jails(&s).await;
+    let crash = a_crash_is_red_and_offers_a_rollback(&mut s, at).await;
+    rolling_back_from_the_menu_turns_amber(&s, &crash, at).await;
+    one_notification_for_the_crash(&s, &crash).await;
+    dismiss_turns_green(&s).await;
+    a_second_crash_rolls_back_from_the_notification(&mut s).await;
+    the_daemon_gone_is_grey(&mut s, at).await;
+    the_daemon_back_is_found_again(&mut s, at).await;
+    quit_ends_the_applet_and_its_item(&mut s).await;
 }
 
 /// An unprivileged desktop user: polkit is asked with the interactive
@@ -637,30 +753,15 @@ fn offers(menu: &[Line], label: &str) -> bool {
     menu.iter().any(|l| l.label == label && l.enabled)
 }
 
-/// Trials from the panel: a running trial is amber, says until when, and
-/// offers Keep and Roll back now; Roll back now aborts it and Keep
-/// confirms another, each ending in one notice; a failing jail is rolled
-/// back by the daemon by itself, with one critical notice and no manual
-/// Roll back offered anywhere.
-#[tokio::test]
-async fn a_trial_shows_in_the_panel_and_ends_from_the_menu_or_by_itself() {
-    let desktop = Desktop::start().await;
-    let server = Fail2ban::start();
-    let bus = PrivateBus::start();
-    let d = trial_daemon(&bus, &server).await;
-    let (_c, p) = proxy(&bus).await;
-    assert!(p.probe().await.unwrap());
-    let mut ended = p.receive_trial_ended().await.unwrap();
-    let applet = Applet::start(&desktop, &bus, &[], &[]);
-    let item = Item::new(&desktop, &desktop.wait_item(LIMIT).await).await;
-    item.wait_colour("green", &applet).await;
-
-    // A good jail on trial for 10 minutes: amber, and the deadline as
-    // local wall-clock time in the tooltip and the menu.
-    write_jail(&server, "gamma", true);
-    p.try_jail("gamma", 600_000_000).await.unwrap();
-    item.wait_colour("amber", &applet).await;
-    let deadline: u64 = get(&p.trial().await.unwrap(), "DeadlineAt");
+/// A good jail on trial for 10 minutes: amber, and the deadline as local
+/// wall-clock time in the tooltip and the menu; Keep and Roll back now
+/// offered, no plain Roll back.
+async fn a_trial_is_amber_and_says_until_when(s: &Stage) {
+    write_jail(&s.server, "gamma", true);
+    s.p.try_jail("gamma", 600_000_000).await.unwrap();
+    let item = &s.item;
+    item.wait_colour("amber", &s.applet).await;
+    let deadline: u64 = get(&s.p.trial().await.unwrap(), "DeadlineAt");
     let until = chrono::DateTime::from_timestamp_micros(i64::try_from(deadline).unwrap())
         .unwrap()
         .with_timezone(&chrono::Local)
@@ -680,16 +781,16 @@ async fn a_trial_shows_in_the_panel_and_ends_from_the_menu_or_by_itself() {
         !labels.contains(&"Roll back gamma".to_string()),
         "{labels:?}"
     );
-    wait_screen(&desktop, &item, "6-trial", None).await;
+    s.wait_screen("6-trial", None).await;
+}
 
-    // Roll back now: Abort, the trial ends rolled back with cause 0, one
-    // normal notice says so, and the item is green with no trial.
-    item.click("Roll back gamma now").await;
-    assert_eq!(
-        next_trial_end(&mut ended, &d).await,
-        ("gamma".into(), false, 0)
-    );
-    let aborted = desktop
+/// Roll back now: Abort, the trial ends rolled back with cause 0, one
+/// normal notice says so, and the item is green with no trial.
+async fn roll_back_now_aborts_the_trial(s: &mut Stage) {
+    s.item.click("Roll back gamma now").await;
+    assert_eq!(s.next_trial_end().await, ("gamma".into(), false, 0));
+    let aborted = s
+        .desktop
         .wait_notification(LIMIT, |n| {
             n.summary == "Trial of gamma aborted, rolled back"
         })
@@ -698,60 +799,73 @@ async fn a_trial_shows_in_the_panel_and_ends_from_the_menu_or_by_itself() {
     assert!(
         aborted.body.contains(&format!(
             "fail2ban {} is online with 2 jails",
-            server.version()
+            s.server.version()
         )),
         "{aborted:?}"
     );
-    item.wait_menu(&applet, "no trial", |m| {
-        !m.iter().any(|l| l.label.contains("gamma"))
-    })
-    .await;
-    item.wait_colour("green", &applet).await;
-    assert!(!server.jail_names().unwrap().contains(&"gamma".to_string()));
-
-    // Keep: Confirm, the trial ends kept, and the jail runs.
-    write_jail(&server, "delta", true);
-    p.try_jail("delta", 600_000_000).await.unwrap();
-    item.wait_menu(&applet, "Keep delta", |m| offers(m, "Keep delta"))
+    s.item
+        .wait_menu(&s.applet, "no trial", |m| {
+            !m.iter().any(|l| l.label.contains("gamma"))
+        })
         .await;
-    item.click("Keep delta").await;
-    assert_eq!(
-        next_trial_end(&mut ended, &d).await,
-        ("delta".into(), true, 0)
+    s.item.wait_colour("green", &s.applet).await;
+    assert!(
+        !s.server
+            .jail_names()
+            .unwrap()
+            .contains(&"gamma".to_string())
     );
-    let kept = desktop
+}
+
+/// Keep: Confirm, the trial ends kept, and the jail runs.
+async fn keep_confirms_the_trial(s: &mut Stage) {
+    write_jail(&s.server, "delta", true);
+    s.p.try_jail("delta", 600_000_000).await.unwrap();
+    s.item
+        .wait_menu(&s.applet, "Keep delta", |m| offers(m, "Keep delta"))
+        .await;
+    s.item.click("Keep delta").await;
+    assert_eq!(s.next_trial_end().await, ("delta".into(), true, 0));
+    let kept = s
+        .desktop
         .wait_notification(LIMIT, |n| {
             n.summary == "delta kept: fail2ban stayed healthy"
         })
         .await;
     assert_eq!(kept.urgency, Some(1), "{kept:?}");
-    let online = format!("fail2ban {} is online", server.version());
+    let online = format!("fail2ban {} is online", s.server.version());
     assert!(kept.body.ends_with(&format!("{online}.")), "{kept:?}");
-    item.wait_colour("green", &applet).await;
+    s.item.wait_colour("green", &s.applet).await;
     let start = Instant::now();
-    while !server.jail_names().unwrap().contains(&"delta".to_string()) {
+    while !s
+        .server
+        .jail_names()
+        .unwrap()
+        .contains(&"delta".to_string())
+    {
         assert!(
             start.elapsed() < LIMIT,
             "delta does not run: {}",
-            d.log_text()
+            s.daemon().log_text()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let labels = Item::labels(&item.menu().await);
+    let labels = Item::labels(&s.item.menu().await);
     assert!(!labels.iter().any(|l| l.contains("delta")), "{labels:?}");
+}
 
-    // A jail whose filter is missing: the reload drops it, the daemon
-    // records the failure against the trial and rolls it back by itself.
-    write_jail(&server, "bad", false);
-    p.try_jail("bad", 600_000_000).await.unwrap();
-    assert_eq!(
-        next_trial_end(&mut ended, &d).await,
-        ("bad".into(), false, 2)
-    );
-    let r = p.pending_recovery().await.unwrap();
+/// A jail whose filter is missing: the reload drops it, the daemon
+/// records the failure against the trial and rolls it back by itself,
+/// with one critical notice (returned) and no manual Roll back offered.
+async fn a_failing_jail_is_rolled_back_by_itself(s: &mut Stage) -> Notification {
+    write_jail(&s.server, "bad", false);
+    s.p.try_jail("bad", 600_000_000).await.unwrap();
+    assert_eq!(s.next_trial_end().await, ("bad".into(), false, 2));
+    let r = s.p.pending_recovery().await.unwrap();
     assert_eq!(get::<String>(&r, "JailName"), "bad");
     assert!(get::<bool>(&r, "AutoRolledBack"), "{r:?}");
-    let failed = desktop
+    let failed = s
+        .desktop
         .wait_notification(LIMIT, |n| {
             n.summary == "Trial of bad failed and was rolled back"
         })
@@ -764,8 +878,9 @@ async fn a_trial_shows_in_the_panel_and_ends_from_the_menu_or_by_itself() {
         "{failed:?}"
     );
     assert_eq!(failed.actions, ["dismiss", "Dismiss"], "{failed:?}");
-    let menu = item
-        .wait_menu(&applet, "the automatic rollback", |m| {
+    let menu = s
+        .item
+        .wait_menu(&s.applet, "the automatic rollback", |m| {
             m.iter()
                 .any(|l| l.label.starts_with("rolled back automatically (trial)"))
         })
@@ -776,13 +891,16 @@ async fn a_trial_shows_in_the_panel_and_ends_from_the_menu_or_by_itself() {
         "{labels:?}"
     );
     assert!(offers(&menu, "Dismiss"), "{menu:#?}");
-    item.wait_colour("amber", &applet).await;
-    wait_screen(&desktop, &item, "7-trial-rolled-back", None).await;
+    s.item.wait_colour("amber", &s.applet).await;
+    s.wait_screen("7-trial-rolled-back", None).await;
+    failed
+}
 
-    // One story, one notification: the failure's notice (critical,
-    // without buttons) came first, and the end took its place; neither
-    // offered a manual Roll back, and no crash notice came.
-    let all = desktop.notifications().await;
+/// One story, one notification: the failure's notice (critical, without
+/// buttons) came first, and the end (`failed`) took its place; neither
+/// offered a manual Roll back, and no crash notice came.
+async fn one_notification_tells_the_failed_trial(s: &Stage, failed: &Notification) {
+    let all = s.desktop.notifications().await;
     let about_bad: Vec<&Notification> = all.iter().filter(|n| n.summary.contains("bad")).collect();
     assert_eq!(about_bad.len(), 2, "{all:#?}");
     let first = about_bad[0];
@@ -799,4 +917,20 @@ async fn a_trial_shows_in_the_panel_and_ends_from_the_menu_or_by_itself() {
         !all.iter().any(|n| n.summary == "fail2ban went offline"),
         "{all:#?}"
     );
+}
+
+/// Trials from the panel: a running trial is amber, says until when, and
+/// offers Keep and Roll back now; Roll back now aborts it and Keep
+/// confirms another, each ending in one notice; a failing jail is rolled
+/// back by the daemon by itself, with one critical notice and no manual
+/// Roll back offered anywhere.
+#[tokio::test]
+async fn a_trial_shows_in_the_panel_and_ends_from_the_menu_or_by_itself() {
+    let mut s = Stage::start(true).await;
+    s.item.wait_colour("green", &s.applet).await;
+    a_trial_is_amber_and_says_until_when(&s).await;
+    roll_back_now_aborts_the_trial(&mut s).await;
+    keep_confirms_the_trial(&mut s).await;
+    let failed = a_failing_jail_is_rolled_back_by_itself(&mut s).await;
+    one_notification_tells_the_failed_trial(&s, &failed).await;
 }

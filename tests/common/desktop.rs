@@ -186,56 +186,13 @@ impl Desktop {
         // reach the bus socket.
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
         let root = dir.path().to_path_buf();
-        let home = root.join("home");
-        let runtime = root.join("runtime");
-        let channel_dir = home.join(".config/xfce4/xfconf/xfce-perchannel-xml");
-        for d in [
-            &channel_dir,
-            &home.join(".local/share"),
-            &home.join(".cache"),
-            &runtime,
-            &root.join("services"),
-        ] {
-            fs::create_dir_all(d).expect("mkdir");
-        }
-        fs::set_permissions(&runtime, fs::Permissions::from_mode(0o700)).expect("chmod");
-        write(&channel_dir.join("xfce4-panel.xml"), PANEL_XML);
-        write(
-            &root.join("services/org.xfce.Xfconf.service"),
-            &format!(
-                "[D-BUS Service]\nName={XFCONF}\nExec={}\n",
-                xfconfd.display()
-            ),
-        );
-        let socket = root.join("session.sock");
-        let address = format!("unix:path={}", socket.display());
-        // A session bus anyone may connect to, where anyone may own and
-        // call anything, and which can start nothing but xfconfd.
-        write(
-            &root.join("session.conf"),
-            &format!(
-                r#"<busconfig>
-  <type>session</type>
-  <listen>{address}</listen>
-  <auth>EXTERNAL</auth>
-  <servicedir>{services}</servicedir>
-  <policy context="default">
-    <allow user="*"/>
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-  </policy>
-  <limit name="service_start_timeout">60000</limit>
-</busconfig>
-"#,
-                services = root.join("services").display(),
-            ),
-        );
+        let (home, runtime) = write_home(&root);
+        let address = write_session_bus_config(&root, &xfconfd);
 
         let mut desktop = Desktop {
             display: String::new(),
             address: address.clone(),
-            home: home.clone(),
+            home,
             runtime,
             conn: None,
             procs: Procs {
@@ -246,20 +203,41 @@ impl Desktop {
                 dir: Some(dir),
             },
         };
-        let base_env = desktop.base_env();
+        desktop.start_x_and_bus(&xvfb, &dbus_daemon, &root).await;
+        let conn = connect(&address).await;
+        desktop.conn = Some(conn.clone());
+        desktop.spawn_notification_mock(&python, &root);
+        desktop.spawn_panel(&panel, &root);
 
+        let dbus = zbus::fdo::DBusProxy::new(&conn).await.expect("DBus proxy");
+        desktop.wait_tray(&dbus, &root.join("panel.log")).await;
+        desktop
+            .wait_owner(
+                &dbus,
+                NOTIFICATIONS,
+                "notification mock",
+                &root.join("notifications.err"),
+            )
+            .await;
+        desktop
+    }
+
+    /// Starts Xvfb and the session bus side by side and waits until Xvfb
+    /// gives its display number and dbus-daemon its address.
+    async fn start_x_and_bus(&mut self, xvfb: &Path, dbus_daemon: &Path, root: &Path) {
+        let base_env = self.base_env();
         let mut xvfb = Command::new(xvfb)
             .args(["-displayfd", "1", "-screen", "0", SCREEN])
             .args(["-nolisten", "tcp", "-noreset"])
             .envs(base_env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(log_file(&root, "xvfb.log"))
+            .stderr(log_file(root, "xvfb.log"))
             .process_group(0)
             .spawn()
             .expect("spawn Xvfb");
         let xvfb_out = xvfb.stdout.take().expect("Xvfb's stdout");
-        desktop.procs.children.push(Proc::new("Xvfb", xvfb, true));
+        self.procs.children.push(Proc::new("Xvfb", xvfb, true));
 
         let mut bus = Command::new(dbus_daemon)
             .arg(format!(
@@ -270,13 +248,12 @@ impl Desktop {
             .envs(base_env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(log_file(&root, "bus.log"))
+            .stderr(log_file(root, "bus.log"))
             .process_group(0)
             .spawn()
             .expect("spawn dbus-daemon");
         let bus_out = bus.stdout.take().expect("dbus-daemon's stdout");
-        desktop
-            .procs
+        self.procs
             .children
             .push(Proc::new("dbus-daemon", bus, false));
 
@@ -288,71 +265,74 @@ impl Desktop {
             read_line(bus_out, &bus_log, "dbus-daemon"),
         );
         let (display, pipe) = display;
-        desktop.procs.pipes.push(pipe);
+        self.procs.pipes.push(pipe);
         let (bus_line, pipe) = bus_line;
-        desktop.procs.pipes.push(pipe);
+        self.procs.pipes.push(pipe);
         let number: u32 = display
             .trim()
             .parse()
             .unwrap_or_else(|_| panic!("Xvfb gave {display:?} as its display number"));
-        desktop.display = format!(":{number}");
+        self.display = format!(":{number}");
+        let address = &self.address;
         assert!(
-            bus_line.starts_with(&address),
+            bus_line.starts_with(address),
             "dbus-daemon listens on {bus_line:?}, not {address}"
         );
+    }
 
-        let conn = connect(&address).await;
-        desktop.conn = Some(conn.clone());
-
-        let mock = Command::new(&python)
+    /// Starts python3-dbusmock's notification server, with [`CAPABILITIES`].
+    fn spawn_notification_mock(&mut self, python: &Path, root: &Path) {
+        let mock = Command::new(python)
             .args(["-m", "dbusmock", "--session", "-t", "notification_daemon"])
             .arg("-p")
             .arg(format!(r#"{{"capabilities": "{CAPABILITIES}"}}"#))
-            .envs(desktop.env())
+            .envs(self.env())
             .env_remove("DBUS_SYSTEM_BUS_ADDRESS")
             .stdin(Stdio::null())
-            .stdout(log_file(&root, "notifications.log"))
-            .stderr(log_file(&root, "notifications.err"))
+            .stdout(log_file(root, "notifications.log"))
+            .stderr(log_file(root, "notifications.err"))
             .process_group(0)
             .spawn()
             .expect("spawn python3 -m dbusmock");
-        desktop
-            .procs
+        self.procs
             .children
             .push(Proc::new("notification mock", mock, false));
+    }
 
+    /// Starts the XFCE panel.
+    fn spawn_panel(&mut self, panel: &Path, root: &Path) {
         let panel = Command::new(panel)
             .arg("--disable-wm-check")
-            .envs(desktop.env())
+            .envs(self.env())
             // No accessibility bus, no dconf: nothing else to start.
             .env("NO_AT_BRIDGE", "1")
             .env("GSETTINGS_BACKEND", "memory")
             .env_remove("SESSION_MANAGER")
             .stdin(Stdio::null())
-            .stdout(log_file(&root, "panel.out"))
-            .stderr(log_file(&root, "panel.log"))
+            .stdout(log_file(root, "panel.out"))
+            .stderr(log_file(root, "panel.log"))
             .process_group(0)
             .spawn()
             .expect("spawn xfce4-panel");
-        desktop
-            .procs
+        self.procs
             .children
             .push(Proc::new("xfce4-panel", panel, false));
+    }
 
-        let dbus = zbus::fdo::DBusProxy::new(&conn).await.expect("DBus proxy");
-        let panel_log = root.join("panel.log");
-        desktop
-            .wait_owner(&dbus, WATCHER, "xfce4-panel", &panel_log)
+    /// Waits until the tray's watcher has an owner and a host, and notes
+    /// the xfconfd the bus started for the panel.
+    async fn wait_tray(&mut self, dbus: &zbus::fdo::DBusProxy<'_>, panel_log: &Path) {
+        self.wait_owner(dbus, WATCHER, "xfce4-panel", panel_log)
             .await;
         // The host registers right after the watcher is up; until then an
         // item would be registered but not shown.
         let start = Instant::now();
-        while !desktop.host_registered().await {
-            desktop.check_alive("xfce4-panel", &panel_log);
+        while !self.host_registered().await {
+            self.check_alive("xfce4-panel", panel_log);
             assert!(
                 start.elapsed() < START_LIMIT,
                 "the tray registered no host within {START_LIMIT:?}; panel's stderr:\n{}",
-                read_log(&panel_log)
+                read_log(panel_log)
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -361,17 +341,8 @@ impl Desktop {
             .get_connection_unix_process_id(BusName::try_from(XFCONF).expect("bus name"))
             .await
         {
-            desktop.procs.xfconfd = Some(pid);
+            self.procs.xfconfd = Some(pid);
         }
-        desktop
-            .wait_owner(
-                &dbus,
-                NOTIFICATIONS,
-                "notification mock",
-                &root.join("notifications.err"),
-            )
-            .await;
-        desktop
     }
 
     /// The X display, `:N`.
@@ -933,6 +904,63 @@ impl Drop for Procs {
             let _ = dir.close();
         }
     }
+}
+
+/// Makes the home (with the panel's layout) and runtime directories under
+/// `root`, and returns them.
+fn write_home(root: &Path) -> (PathBuf, PathBuf) {
+    let home = root.join("home");
+    let runtime = root.join("runtime");
+    let channel_dir = home.join(".config/xfce4/xfconf/xfce-perchannel-xml");
+    for d in [
+        &channel_dir,
+        &home.join(".local/share"),
+        &home.join(".cache"),
+        &runtime,
+        &root.join("services"),
+    ] {
+        fs::create_dir_all(d).expect("mkdir");
+    }
+    fs::set_permissions(&runtime, fs::Permissions::from_mode(0o700)).expect("chmod");
+    write(&channel_dir.join("xfce4-panel.xml"), PANEL_XML);
+    (home, runtime)
+}
+
+/// Writes the session bus's configuration and xfconfd's service file
+/// under `root`, and returns the bus's address.
+fn write_session_bus_config(root: &Path, xfconfd: &Path) -> String {
+    write(
+        &root.join("services/org.xfce.Xfconf.service"),
+        &format!(
+            "[D-BUS Service]\nName={XFCONF}\nExec={}\n",
+            xfconfd.display()
+        ),
+    );
+    let socket = root.join("session.sock");
+    let address = format!("unix:path={}", socket.display());
+    // A session bus anyone may connect to, where anyone may own and
+    // call anything, and which can start nothing but xfconfd.
+    write(
+        &root.join("session.conf"),
+        &format!(
+            r#"<busconfig>
+  <type>session</type>
+  <listen>{address}</listen>
+  <auth>EXTERNAL</auth>
+  <servicedir>{services}</servicedir>
+  <policy context="default">
+    <allow user="*"/>
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+  <limit name="service_start_timeout">60000</limit>
+</busconfig>
+"#,
+            services = root.join("services").display(),
+        ),
+    );
+    address
 }
 
 /// Reads the first line a child writes to its stdout, without blocking
