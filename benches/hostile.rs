@@ -50,6 +50,51 @@ fn long1(i: usize) -> Vec<u8> {
     p
 }
 
+/// `n` memo references to one list of 1024 `None`.
+fn memo_refs_to_nones(n: usize) -> Vec<u8> {
+    let mut p = b"(".to_vec();
+    p.extend(b"N".repeat(1024));
+    p.extend(b"l\x940(");
+    p.extend(b"h\x00".repeat(n));
+    p.push(b'l');
+    p
+}
+
+/// `n` memo references to one 64 KiB string.
+fn memo_refs_to_string(n: usize) -> Vec<u8> {
+    let mut p = b"(".to_vec();
+    p.extend(pickled_str(&"a".repeat(64 << 10)));
+    p.extend(b"\x94");
+    p.extend(b"h\x00".repeat(n));
+    p.push(b'l');
+    p
+}
+
+/// A list of `n` lists, each nested 62 deep.
+fn nested_lists(n: usize) -> Vec<u8> {
+    list_of(n, |_| {
+        let mut p = b"]".repeat(62);
+        p.extend(b"a".repeat(61));
+        p
+    })
+}
+
+/// A list of 1024 `None`, then `n` times DUP and POP.
+fn dup_pop(n: usize) -> Vec<u8> {
+    let mut p = b"(".to_vec();
+    p.extend(b"N".repeat(1024));
+    p.push(b'l');
+    p.extend(b"20".repeat(n));
+    p
+}
+
+/// `None`, then `n` times MARK and POP_MARK.
+fn mark_pop_mark(n: usize) -> Vec<u8> {
+    let mut p = b"N".to_vec();
+    p.extend(b"(1".repeat(n));
+    p
+}
+
 fn shapes() -> Vec<Shape> {
     vec![
         (
@@ -75,46 +120,14 @@ fn shapes() -> Vec<Shape> {
         ("one string", Box::new(|n| pickled_str(&"a".repeat(n)))),
         (
             "memo references to a list of 1024 None",
-            Box::new(|n| {
-                let mut p = b"(".to_vec();
-                p.extend(b"N".repeat(1024));
-                p.extend(b"l\x940(");
-                p.extend(b"h\x00".repeat(n));
-                p.push(b'l');
-                p
-            }),
+            Box::new(memo_refs_to_nones),
         ),
         (
             "memo references to a 64 KiB string",
-            Box::new(|n| {
-                let mut p = b"(".to_vec();
-                p.extend(pickled_str(&"a".repeat(64 << 10)));
-                p.extend(b"\x94");
-                p.extend(b"h\x00".repeat(n));
-                p.push(b'l');
-                p
-            }),
+            Box::new(memo_refs_to_string),
         ),
-        (
-            "lists nested 62 deep, repeated",
-            Box::new(|n| {
-                list_of(n, |_| {
-                    let mut p = b"]".repeat(62);
-                    p.extend(b"a".repeat(61));
-                    p
-                })
-            }),
-        ),
-        (
-            "DUP and POP of a list of 1024 None",
-            Box::new(|n| {
-                let mut p = b"(".to_vec();
-                p.extend(b"N".repeat(1024));
-                p.push(b'l');
-                p.extend(b"20".repeat(n));
-                p
-            }),
-        ),
+        ("lists nested 62 deep, repeated", Box::new(nested_lists)),
+        ("DUP and POP of a list of 1024 None", Box::new(dup_pop)),
         (
             "one FLOAT of n digits",
             Box::new(|n| format!("F1{}\n", "0".repeat(n)).into_bytes()),
@@ -127,14 +140,7 @@ fn shapes() -> Vec<Shape> {
             "one escaped UNICODE",
             Box::new(|n| format!("V{}\n", "\\u0041".repeat(n)).into_bytes()),
         ),
-        (
-            "MARK and POP_MARK",
-            Box::new(|n| {
-                let mut p = b"N".to_vec();
-                p.extend(b"(1".repeat(n));
-                p
-            }),
-        ),
+        ("MARK and POP_MARK", Box::new(mark_pop_mark)),
     ]
 }
 
@@ -246,31 +252,106 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-fn main() {
-    let deadline = Duration::from_millis(
-        std::env::var("HOSTILE_BENCH_DEADLINE_MS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1000),
-    );
-    let rounds: usize = std::env::var("HOSTILE_BENCH_ROUNDS")
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(3)
-        .max(1);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    // The reply arrives this long before the deadline, so that all of its
-    // decoding falls past it unless it is quick.
-    let late = deadline - Duration::from_millis(50);
+        .unwrap_or(default)
+}
 
+/// One reply of table (a): its label, size parameter and framed bytes.
+struct ReplyRow {
+    name: String,
+    n: usize,
+    reply: Vec<u8>,
+}
+
+/// The baseline, then each shape at its largest accepted size and, if
+/// larger, at the 16 MiB cap.
+fn deadline_rows() -> Vec<ReplyRow> {
+    let mut rows = vec![ReplyRow {
+        name: "normal stats of 64 jails (baseline)".into(),
+        n: 64,
+        reply: normal_stats(64),
+    }];
+    for (name, make) in shapes() {
+        let (accepted_n, cap_n) = sizes(&make);
+        if let Some(n) = accepted_n {
+            rows.push(ReplyRow {
+                name: format!("{name}, largest accepted"),
+                n,
+                reply: raw_reply(0, &make(n)),
+            });
+        }
+        if accepted_n != Some(cap_n) {
+            rows.push(ReplyRow {
+                name: format!("{name}, 16 MiB"),
+                n: cap_n,
+                reply: raw_reply(0, &make(cap_n)),
+            });
+        }
+    }
+    rows
+}
+
+/// The probe's timing, shared by every row of table (a).
+struct Timing {
+    rounds: usize,
+    deadline: Duration,
+    /// When the reply is sent after the request.
+    late: Duration,
+}
+
+/// Table (a)'s figures for one reply: the slowest decode, how far past
+/// the deadline the slowest probe ended (negative: how far before it the
+/// earliest-ending ended, when no probe ran over), and the last verdict.
+struct PastDeadline {
+    decode: Duration,
+    over_ms: f64,
+    verdict: String,
+}
+
+fn measure_past_deadline(
+    rt: &tokio::runtime::Runtime,
+    row: &ReplyRow,
+    timing: &Timing,
+) -> PastDeadline {
+    let reply = &row.reply;
+    let deadline = timing.deadline;
+    let body = &reply[..reply.len() - codec::END_COMMAND.len()];
+    let mut decode = Duration::ZERO;
+    let mut over = Duration::ZERO;
+    let mut over_neg = true;
+    let mut verdict = String::new();
+    for _ in 0..timing.rounds {
+        let start = Instant::now();
+        let _ = codec::decode_reply_within(body, &fresh_budget());
+        decode = decode.max(start.elapsed());
+        let (took, v) = timed_probe(rt, reply, timing.late, deadline);
+        verdict = v;
+        if took > deadline {
+            over_neg = false;
+            over = over.max(took - deadline);
+        } else if over_neg {
+            over = over.max(deadline - took);
+        }
+    }
+    let over_ms = if over_neg { -ms(over) } else { ms(over) };
+    PastDeadline {
+        decode,
+        over_ms,
+        verdict,
+    }
+}
+
+/// (a) How long past its deadline a probe runs on each reply.
+fn deadline_table(rt: &tokio::runtime::Runtime, timing: &Timing) {
     println!(
         "(a) one `stats` reply sent {} ms after the request, probe deadline {} ms; \
-         slowest of {rounds} rounds",
-        late.as_millis(),
-        deadline.as_millis()
+         slowest of {} rounds",
+        timing.late.as_millis(),
+        timing.deadline.as_millis(),
+        timing.rounds
     );
     println!(
         "{:<46} {:>10} {:>9} {:>11} {:>11}  verdict",
@@ -279,42 +360,13 @@ fn main() {
     let mut worst_over = f64::MIN;
     let mut worst_name = String::new();
     let mut baseline_over = 0.0;
-    let baseline = normal_stats(64);
-    let mut rows: Vec<(String, usize, Vec<u8>)> =
-        vec![("normal stats of 64 jails (baseline)".into(), 64, baseline)];
-    for (name, make) in shapes() {
-        let (accepted_n, cap_n) = sizes(&make);
-        if let Some(n) = accepted_n {
-            rows.push((
-                format!("{name}, largest accepted"),
-                n,
-                raw_reply(0, &make(n)),
-            ));
-        }
-        if accepted_n != Some(cap_n) {
-            rows.push((format!("{name}, 16 MiB"), cap_n, raw_reply(0, &make(cap_n))));
-        }
-    }
-    for (name, n, reply) in &rows {
-        let body = &reply[..reply.len() - codec::END_COMMAND.len()];
-        let mut decode = Duration::ZERO;
-        let mut over = Duration::ZERO;
-        let mut over_neg = true;
-        let mut verdict = String::new();
-        for _ in 0..rounds {
-            let start = Instant::now();
-            let _ = codec::decode_reply_within(body, &fresh_budget());
-            decode = decode.max(start.elapsed());
-            let (took, v) = timed_probe(&rt, reply, late, deadline);
-            verdict = v;
-            if took > deadline {
-                over_neg = false;
-                over = over.max(took - deadline);
-            } else if over_neg {
-                over = over.max(deadline - took);
-            }
-        }
-        let over_ms = if over_neg { -ms(over) } else { ms(over) };
+    for row in &deadline_rows() {
+        let PastDeadline {
+            decode,
+            over_ms,
+            verdict,
+        } = measure_past_deadline(rt, row, timing);
+        let name = &row.name;
         if name.contains("baseline") {
             baseline_over = over_ms;
         }
@@ -325,8 +377,8 @@ fn main() {
         println!(
             "{:<46} {:>10} {:>9} {:>11.1} {:>11.1}  {verdict}",
             name,
-            n,
-            reply.len(),
+            row.n,
+            row.reply.len(),
             ms(decode),
             over_ms
         );
@@ -338,58 +390,76 @@ fn main() {
     println!(
         "summary|hostile: slowest reply within 16 MiB, past the deadline|{worst_over:+.1} ms|normal reply: {baseline_over:+.1} ms|target +100 ms"
     );
+}
 
-    // (b) the binary's peak RSS for a probe of 64 jails through the
-    // per-jail fallback, each `status JAIL short` answered with the shape.
-    println!();
-    println!(
-        "(b) the binary's peak RSS, `probe` of 64 jails (fallback: status JAIL short), \
-         each reply the shape at its largest accepted size, or 1/8 of it"
-    );
+/// fail2ban 1.0's `status` reply listing 64 jails.
+fn status_of_64_jails() -> Vec<u8> {
     let names: Vec<String> = (0..64).map(|i| format!("jail{i:02}")).collect();
-    let status = common::fake::ok_reply(Value::List(vec![
+    common::fake::ok_reply(Value::List(vec![
         Value::Tuple(vec![Value::String("Number of jail".into()), Value::I64(64)]),
         Value::Tuple(vec![
             Value::String("Jail list".into()),
             Value::String(names.join(", ")),
         ]),
-    ]));
-    let probe64 = |jail_reply: Vec<u8>| -> (u64, String) {
-        let status = status.clone();
-        let (rss, verdict) = rt.block_on(async move {
-            let server = FakeServer::start(move |r| match r.first().map(String::as_str) {
-                Some("version") => Action::Send(common::fixture("1.0.2", "version")),
-                Some("status") if r.len() == 1 => Action::Send(status.clone()),
-                Some("status") => Action::Send(jail_reply.clone()),
-                _ => Action::Send(common::fixture("1.0.2", "invalid-command")),
-            });
-            let socket = server.socket.clone();
-            tokio::task::spawn_blocking(move || {
-                let mut peak = 0;
-                let mut verdict = String::new();
-                for _ in 0..rounds {
-                    let run = run_probe(&socket, &["--json", "--timeout", "20"], &[]);
-                    peak = peak.max(run.peak_rss_kib);
-                    let report = run.json();
-                    verdict = match report["offline_reason"].as_str() {
-                        None => format!(
-                            "online, {} jails",
-                            report["jails"].as_array().unwrap().len()
-                        ),
-                        Some(r) => format!(
-                            "{r}: {}",
-                            &report["error"].as_str().unwrap_or("")
-                                [..report["error"].as_str().unwrap_or("").len().min(60)]
-                        ),
-                    };
-                }
-                (peak, verdict)
-            })
-            .await
-            .unwrap()
+    ]))
+}
+
+/// The `probe --json` report in a few words.
+fn report_verdict(report: &serde_json::Value) -> String {
+    match report["offline_reason"].as_str() {
+        None => format!(
+            "online, {} jails",
+            report["jails"].as_array().unwrap().len()
+        ),
+        Some(r) => format!(
+            "{r}: {}",
+            &report["error"].as_str().unwrap_or("")
+                [..report["error"].as_str().unwrap_or("").len().min(60)]
+        ),
+    }
+}
+
+/// The binary's peak RSS over `rounds` runs of `probe` of 64 jails, each
+/// `status JAIL short` answered with `jail_reply`, and the last verdict.
+fn probe_64_jails(
+    rt: &tokio::runtime::Runtime,
+    rounds: usize,
+    status: &[u8],
+    jail_reply: Vec<u8>,
+) -> (u64, String) {
+    let status = status.to_vec();
+    rt.block_on(async move {
+        let server = FakeServer::start(move |r| match r.first().map(String::as_str) {
+            Some("version") => Action::Send(common::fixture("1.0.2", "version")),
+            Some("status") if r.len() == 1 => Action::Send(status.clone()),
+            Some("status") => Action::Send(jail_reply.clone()),
+            _ => Action::Send(common::fixture("1.0.2", "invalid-command")),
         });
-        (rss, verdict)
-    };
+        let socket = server.socket.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut peak = 0;
+            let mut verdict = String::new();
+            for _ in 0..rounds {
+                let run = run_probe(&socket, &["--json", "--timeout", "20"], &[]);
+                peak = peak.max(run.peak_rss_kib);
+                verdict = report_verdict(&run.json());
+            }
+            (peak, verdict)
+        })
+        .await
+        .unwrap()
+    })
+}
+
+/// (b) the binary's peak RSS for a probe of 64 jails through the
+/// per-jail fallback, each `status JAIL short` answered with the shape.
+fn rss_table(rt: &tokio::runtime::Runtime, rounds: usize) {
+    println!(
+        "(b) the binary's peak RSS, `probe` of 64 jails (fallback: status JAIL short), \
+         each reply the shape at its largest accepted size, or 1/8 of it"
+    );
+    let status = status_of_64_jails();
+    let probe64 = |jail_reply: Vec<u8>| probe_64_jails(rt, rounds, &status, jail_reply);
     let (idle, idle_verdict) = probe64(common::fixture("1.0.2", "status-beta"));
     println!(
         "{:<58} {:>10} {:>12}  verdict",
@@ -431,4 +501,23 @@ fn main() {
             "MISSED"
         }
     );
+}
+
+fn main() {
+    let deadline = Duration::from_millis(env_or("HOSTILE_BENCH_DEADLINE_MS", 1000));
+    let rounds = env_or("HOSTILE_BENCH_ROUNDS", 3).max(1) as usize;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let timing = Timing {
+        rounds,
+        deadline,
+        // The reply arrives this long before the deadline, so that all of
+        // its decoding falls past it unless it is quick.
+        late: deadline - Duration::from_millis(50),
+    };
+    deadline_table(&rt, &timing);
+    println!();
+    rss_table(&rt, rounds);
 }
