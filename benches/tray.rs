@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use common::Fail2ban;
 use common::bus::{Daemon, PrivateBus, probe_until, proxy};
 use common::desktop::{Applet, Desktop};
+use fail2ban_healthd::bus::proxy::Health1Proxy;
 use futures_util::{FutureExt as _, StreamExt as _};
 use nix::sys::signal::Signal;
 use x11rb::connection::Connection as _;
@@ -164,15 +165,9 @@ fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() {
-    let kills = env_or("TRAY_BENCH_KILLS", 10) as usize;
-    let idle = Duration::from_secs(env_or("TRAY_BENCH_IDLE_SECS", 60));
-    let desktop = Desktop::start().await;
-    let mut server = Fail2ban::start();
-    let bus = PrivateBus::start();
-    let daemon = Daemon::start(
-        &bus,
+async fn start_daemon(bus: &PrivateBus, server: &Fail2ban) -> Daemon {
+    Daemon::start(
+        bus,
         &server.socket,
         &[
             "--crash-window",
@@ -186,7 +181,207 @@ async fn main() {
         ],
         &[],
     )
-    .await;
+    .await
+}
+
+/// Restarts fail2ban and clears the recovery, ready for the next kill.
+async fn bring_back(server: &mut Fail2ban, p: &Health1Proxy<'_>) {
+    server.spawn();
+    probe_until(p, true, "fail2ban back").await;
+    p.dismiss_recovery().await.expect("dismiss");
+}
+
+/// Waits until the icon shows green, locating it on the first call, and
+/// returns where it is.
+async fn wait_green(screen: &Screen, at: &mut Option<(i16, i16)>) -> (i16, i16) {
+    let start = Instant::now();
+    loop {
+        if at.is_none() {
+            *at = screen.find(480, is_green);
+        }
+        if let Some((x, y)) = *at
+            && is_green(screen.pixel(x, y))
+        {
+            return (x, y);
+        }
+        assert!(start.elapsed() < Duration::from_secs(40), "never green");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// The latencies from each SIGKILL, one entry per kill.
+#[derive(Default)]
+struct Latencies {
+    /// To `WentOffline` at a bus client.
+    to_signal: Vec<Duration>,
+    /// To the icon's pixel turning red.
+    to_red: Vec<Duration>,
+    /// To the first notification.
+    to_note: Vec<Duration>,
+}
+
+/// Kills fail2ban once and times the signal, the red pixel at `(x, y)` and
+/// the notification, polled in one loop.
+async fn time_one_kill(
+    server: &mut Fail2ban,
+    screen: &Screen,
+    (x, y): (i16, i16),
+    desktop: &Desktop,
+    offline: &mut (impl futures_util::Stream + Unpin),
+    latencies: &mut Latencies,
+) {
+    let notes = desktop.notifications().await.len();
+    while let Some(Some(_)) = offline.next().now_or_never() {}
+    let killed = Instant::now();
+    server.signal_and_wait(Signal::SIGKILL);
+    let (mut signal, mut red, mut note) = (None, None, None);
+    while signal.is_none() || red.is_none() || note.is_none() {
+        if signal.is_none() && matches!(offline.next().now_or_never(), Some(Some(_))) {
+            signal = Some(killed.elapsed());
+        }
+        if red.is_none() && is_red(screen.pixel(x, y)) {
+            red = Some(killed.elapsed());
+        }
+        if note.is_none() && desktop.notifications().await.len() > notes {
+            note = Some(killed.elapsed());
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(40),
+            "no red icon or notification"
+        );
+        tokio::task::yield_now().await;
+    }
+    latencies.to_signal.push(signal.unwrap_or_default());
+    latencies.to_red.push(red.unwrap_or_default());
+    latencies.to_note.push(note.unwrap_or_default());
+}
+
+fn print_latencies(kills: usize, latencies: &mut Latencies) {
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    println!("tray applet, {kills} SIGKILLs of fail2ban-server, {cores} cores");
+    println!(
+        "{:<44} | {:>10} | {:>10} | {:>10}",
+        "from SIGKILL to", "median", "p90", "max"
+    );
+    for (label, v) in [
+        (
+            "WentOffline at a bus client (baseline)",
+            &mut latencies.to_signal,
+        ),
+        ("the icon's pixel red on the screen", &mut latencies.to_red),
+        (
+            "the first notification at the server",
+            &mut latencies.to_note,
+        ),
+    ] {
+        println!(
+            "{label:<44} | {:>10} | {:>10} | {:>10}",
+            ms(quantile(v, 0.5)),
+            ms(quantile(v, 0.9)),
+            ms(quantile(v, 1.0))
+        );
+    }
+}
+
+/// Resident memory at the end of the idle spell, and CPU ticks and
+/// wake-ups over it.
+struct IdleUsage {
+    rss: u64,
+    cpu: u64,
+    wake: u64,
+}
+
+/// What the applet, the daemon and the panel's tray plugin (RSS only)
+/// use while nothing happens for `idle`; the daemon probes on its own
+/// interval meanwhile.
+async fn measure_idle(
+    applet_pid: u32,
+    daemon_pid: u32,
+    idle: Duration,
+) -> (IdleUsage, IdleUsage, Option<u64>) {
+    // Let the last round's changes settle before the spell starts.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (a0, d0) = (usage(applet_pid), usage(daemon_pid));
+    tokio::time::sleep(idle).await;
+    let (a1, d1) = (usage(applet_pid), usage(daemon_pid));
+    let systray = pid_of("panel-1-systray").map(|pid| usage(pid).0);
+    let (a_cpu, a_wake) = delta(&a0.1, &a1.1);
+    let (d_cpu, d_wake) = delta(&d0.1, &d1.1);
+    let applet = IdleUsage {
+        rss: a1.0,
+        cpu: a_cpu,
+        wake: a_wake,
+    };
+    let daemon = IdleUsage {
+        rss: d1.0,
+        cpu: d_cpu,
+        wake: d_wake,
+    };
+    (applet, daemon, systray)
+}
+
+fn print_idle(idle: Duration, applet: &IdleUsage, daemon: &IdleUsage, systray: Option<u64>) {
+    let tick = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100) as f64;
+    println!("idle for {} s", idle.as_secs());
+    println!(
+        "{:<30} | {:>10} | {:>12} | {:>10}",
+        "process", "RSS", "CPU", "wake-ups"
+    );
+    for (label, u) in [
+        ("fail2ban-healthd-tray", applet),
+        ("fail2ban-healthd (baseline)", daemon),
+    ] {
+        println!(
+            "{label:<30} | {:>7} KiB | {:>9.3} s | {:>10}",
+            u.rss,
+            u.cpu as f64 / tick,
+            u.wake
+        );
+    }
+    if let Some(rss) = systray {
+        println!("{:<30} | {:>7} KiB |", "xfce4 panel's tray plugin", rss);
+    }
+}
+
+fn print_summary(
+    idle: Duration,
+    latencies: &mut Latencies,
+    applet: &IdleUsage,
+    daemon: &IdleUsage,
+) {
+    let to_red = &mut latencies.to_red;
+    let to_signal = &mut latencies.to_signal;
+    println!(
+        "summary|tray: SIGKILL to red icon, median|{}|{} (WentOffline at a client)|{:.2}",
+        ms(quantile(to_red, 0.5)),
+        ms(quantile(to_signal, 0.5)),
+        quantile(to_red, 0.5).as_secs_f64() / quantile(to_signal, 0.5).as_secs_f64().max(1e-9)
+    );
+    println!(
+        "summary|tray: RSS|{} KiB|{} KiB (the daemon)|{:.2}",
+        applet.rss,
+        daemon.rss,
+        applet.rss as f64 / daemon.rss.max(1) as f64
+    );
+    println!(
+        "summary|tray: wake-ups over {} s idle|{}|{} (the daemon)|-",
+        idle.as_secs(),
+        applet.wake,
+        daemon.wake
+    );
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let kills = env_or("TRAY_BENCH_KILLS", 10) as usize;
+    let idle = Duration::from_secs(env_or("TRAY_BENCH_IDLE_SECS", 60));
+    let desktop = Desktop::start().await;
+    let mut server = Fail2ban::start();
+    let bus = PrivateBus::start();
+    let daemon = start_daemon(&bus, &server).await;
     let (_c, p) = proxy(&bus).await;
     let applet = Applet::start(&desktop, &bus, &[], &["--settle-time", "0s"]);
     desktop.wait_item(Duration::from_secs(40)).await;
@@ -196,126 +391,31 @@ async fn main() {
     // the same loop as the pixel and the notifications.
     let mut offline = p.receive_went_offline().await.expect("subscribe");
 
-    let (mut to_signal, mut to_red, mut to_note) = (Vec::new(), Vec::new(), Vec::new());
+    let mut latencies = Latencies::default();
     let mut at = None;
     for round in 0..kills {
         if round > 0 {
-            server.spawn();
-            probe_until(&p, true, "fail2ban back").await;
-            p.dismiss_recovery().await.expect("dismiss");
+            bring_back(&mut server, &p).await;
         }
         // Green on the screen before the kill.
-        let start = Instant::now();
-        loop {
-            if at.is_none() {
-                at = screen.find(480, is_green);
-            }
-            if let Some((x, y)) = at
-                && is_green(screen.pixel(x, y))
-            {
-                break;
-            }
-            assert!(start.elapsed() < Duration::from_secs(40), "never green");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        let (x, y) = at.expect("located");
+        let icon = wait_green(&screen, &mut at).await;
         p.register_activation("gamma").await.expect("activation");
-        let notes = desktop.notifications().await.len();
-        while let Some(Some(_)) = offline.next().now_or_never() {}
-        let killed = Instant::now();
-        server.signal_and_wait(Signal::SIGKILL);
-        let (mut signal, mut red, mut note) = (None, None, None);
-        while signal.is_none() || red.is_none() || note.is_none() {
-            if signal.is_none() && matches!(offline.next().now_or_never(), Some(Some(_))) {
-                signal = Some(killed.elapsed());
-            }
-            if red.is_none() && is_red(screen.pixel(x, y)) {
-                red = Some(killed.elapsed());
-            }
-            if note.is_none() && desktop.notifications().await.len() > notes {
-                note = Some(killed.elapsed());
-            }
-            assert!(
-                killed.elapsed() < Duration::from_secs(40),
-                "no red icon or notification"
-            );
-            tokio::task::yield_now().await;
-        }
-        to_signal.push(signal.unwrap_or_default());
-        to_red.push(red.unwrap_or_default());
-        to_note.push(note.unwrap_or_default());
+        time_one_kill(
+            &mut server,
+            &screen,
+            icon,
+            &desktop,
+            &mut offline,
+            &mut latencies,
+        )
+        .await;
     }
-    server.spawn();
-    probe_until(&p, true, "fail2ban back").await;
-    p.dismiss_recovery().await.expect("dismiss");
+    bring_back(&mut server, &p).await;
+    print_latencies(kills, &mut latencies);
 
-    let cores = std::thread::available_parallelism().map_or(0, usize::from);
-    println!("tray applet, {kills} SIGKILLs of fail2ban-server, {cores} cores");
-    println!(
-        "{:<44} | {:>10} | {:>10} | {:>10}",
-        "from SIGKILL to", "median", "p90", "max"
-    );
-    for (label, v) in [
-        ("WentOffline at a bus client (baseline)", &mut to_signal),
-        ("the icon's pixel red on the screen", &mut to_red),
-        ("the first notification at the server", &mut to_note),
-    ] {
-        println!(
-            "{label:<44} | {:>10} | {:>10} | {:>10}",
-            ms(quantile(v, 0.5)),
-            ms(quantile(v, 0.9)),
-            ms(quantile(v, 1.0))
-        );
-    }
-
-    // Idle: nothing happens for `idle`; the daemon probes on its own
-    // interval meanwhile.
     let applet_pid = applet.child.as_ref().expect("running").id();
     let daemon_pid = daemon.child.as_ref().expect("running").id();
-    let tick = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-        .ok()
-        .flatten()
-        .unwrap_or(100) as f64;
-    // Let the last round's changes settle before the spell starts.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let (a0, d0) = (usage(applet_pid), usage(daemon_pid));
-    tokio::time::sleep(idle).await;
-    let (a1, d1) = (usage(applet_pid), usage(daemon_pid));
-    let systray = pid_of("panel-1-systray").map(usage);
-    let (a_cpu, a_wake) = delta(&a0.1, &a1.1);
-    let (d_cpu, d_wake) = delta(&d0.1, &d1.1);
-    println!("idle for {} s", idle.as_secs());
-    println!(
-        "{:<30} | {:>10} | {:>12} | {:>10}",
-        "process", "RSS", "CPU", "wake-ups"
-    );
-    for (label, rss, cpu, wake) in [
-        ("fail2ban-healthd-tray", a1.0, a_cpu, a_wake),
-        ("fail2ban-healthd (baseline)", d1.0, d_cpu, d_wake),
-    ] {
-        println!(
-            "{label:<30} | {rss:>7} KiB | {:>9.3} s | {wake:>10}",
-            cpu as f64 / tick
-        );
-    }
-    if let Some((rss, _)) = systray {
-        println!("{:<30} | {:>7} KiB |", "xfce4 panel's tray plugin", rss);
-    }
-    println!(
-        "summary|tray: SIGKILL to red icon, median|{}|{} (WentOffline at a client)|{:.2}",
-        ms(quantile(&mut to_red, 0.5)),
-        ms(quantile(&mut to_signal, 0.5)),
-        quantile(&mut to_red, 0.5).as_secs_f64()
-            / quantile(&mut to_signal, 0.5).as_secs_f64().max(1e-9)
-    );
-    println!(
-        "summary|tray: RSS|{} KiB|{} KiB (the daemon)|{:.2}",
-        a1.0,
-        d1.0,
-        a1.0 as f64 / d1.0.max(1) as f64
-    );
-    println!(
-        "summary|tray: wake-ups over {} s idle|{a_wake}|{d_wake} (the daemon)|-",
-        idle.as_secs()
-    );
+    let (applet_use, daemon_use, systray) = measure_idle(applet_pid, daemon_pid, idle).await;
+    print_idle(idle, &applet_use, &daemon_use, systray);
+    print_summary(idle, &mut latencies, &applet_use, &daemon_use);
 }
