@@ -169,41 +169,38 @@ fn shell_out(server: &common::Fail2ban, count: u32) -> Measure {
     }
 }
 
-fn main() {
-    let count = env_count("PROBE_BENCH_COUNT", 1000).max(1);
-    let rounds = env_count("PROBE_BENCH_ROUNDS", 3).max(1);
-    let shell_count = env_count("PROBE_BENCH_SHELL_COUNT", 20).max(1);
-    let server = common::Fail2ban::start();
-    let config = ProbeConfig {
-        socket: server.socket.clone(),
-        ..ProbeConfig::default()
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let version = runtime
-        .block_on(Prober::new(config.clone()).probe())
-        .expect("server answers")
-        .version;
+/// How many probes each client makes, and in how many rounds.
+struct Counts {
+    probes: u32,
+    rounds: u32,
+    shell: u32,
+}
 
+/// The rows of the table, in the order printed: this client's three modes
+/// and the Python client's two (each its median round), then the shell-out.
+fn measure_all(
+    runtime: &tokio::runtime::Runtime,
+    config: &ProbeConfig,
+    server: &common::Fail2ban,
+    counts: &Counts,
+) -> Vec<Measure> {
     // The machine is shared and noisy: the clients take turns, round after
     // round, and each row reports its median round.
     let mut runs: Vec<Vec<Measure>> = vec![Vec::new(); 5];
-    for _ in 0..rounds {
-        runs[0].push(rust(&runtime, &config, count, Mode::Held));
-        runs[1].push(rust(&runtime, &config, count, Mode::PerConnection));
-        runs[2].push(rust(&runtime, &config, count, Mode::OneShot));
-        runs[3].push(python(&server.socket, count, true));
-        runs[4].push(python(&server.socket, count, false));
+    for _ in 0..counts.rounds {
+        runs[0].push(rust(runtime, config, counts.probes, Mode::Held));
+        runs[1].push(rust(runtime, config, counts.probes, Mode::PerConnection));
+        runs[2].push(rust(runtime, config, counts.probes, Mode::OneShot));
+        runs[3].push(python(&server.socket, counts.probes, true));
+        runs[4].push(python(&server.socket, counts.probes, false));
     }
     let mut rows: Vec<Measure> = runs.into_iter().map(median).collect();
-    rows.push(shell_out(&server, shell_count));
-    let [held, per_conn, _oneshot, py_held, py_per_conn, shell] = &rows[..] else {
-        unreachable!("six rows")
-    };
+    rows.push(shell_out(server, counts.shell));
+    rows
+}
 
-    let machine = std::fs::read_to_string("/proc/cpuinfo")
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| {
             c.lines()
@@ -211,17 +208,20 @@ fn main() {
                 .and_then(|l| l.split(':').nth(1))
                 .map(|m| m.trim().to_owned())
         })
-        .unwrap_or_else(|| "unknown CPU".into());
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+fn print_table(version: &str, jails: usize, rounds: u32, rows: &[Measure], held: &Measure) {
+    let machine = cpu_model();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
-        "probe benchmark: real fail2ban-server {version}, {} jails, {cores} cores of {machine}, median of {rounds} rounds",
-        server.jails.len()
+        "probe benchmark: real fail2ban-server {version}, {jails} jails, {cores} cores of {machine}, median of {rounds} rounds"
     );
     println!(
         "{:<38} {:>6} {:>14} {:>13} {:>14} {:>14}",
         "client", "probes", "wall/probe µs", "CPU/probe µs", "user/probe µs", "CPU vs held"
     );
-    for m in &rows {
+    for m in rows {
         println!(
             "{:<38} {:>6} {:>14.1} {:>13.1} {:>14.1} {:>13.1}x",
             m.label,
@@ -232,6 +232,25 @@ fn main() {
             m.cpu_us() / held.cpu_us()
         );
     }
+}
+
+/// The rows the targets and the summary lines compare.
+struct Compared<'a> {
+    held: &'a Measure,
+    per_conn: &'a Measure,
+    py_held: &'a Measure,
+    py_per_conn: &'a Measure,
+    shell: &'a Measure,
+}
+
+fn print_targets_and_summary(c: &Compared) {
+    let Compared {
+        held,
+        per_conn,
+        py_held,
+        py_per_conn,
+        shell,
+    } = c;
     let like_held = py_held.cpu_us() / held.cpu_us();
     let like_conn = py_per_conn.cpu_us() / per_conn.cpu_us();
     let shell_ratio = shell.cpu_us() / held.cpu_us();
@@ -265,4 +284,38 @@ fn main() {
         held.cpu_us(),
         shell.cpu_us()
     );
+}
+
+fn main() {
+    let counts = Counts {
+        probes: env_count("PROBE_BENCH_COUNT", 1000).max(1),
+        rounds: env_count("PROBE_BENCH_ROUNDS", 3).max(1),
+        shell: env_count("PROBE_BENCH_SHELL_COUNT", 20).max(1),
+    };
+    let server = common::Fail2ban::start();
+    let config = ProbeConfig {
+        socket: server.socket.clone(),
+        ..ProbeConfig::default()
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let version = runtime
+        .block_on(Prober::new(config.clone()).probe())
+        .expect("server answers")
+        .version;
+
+    let rows = measure_all(&runtime, &config, &server, &counts);
+    let [held, per_conn, _oneshot, py_held, py_per_conn, shell] = &rows[..] else {
+        unreachable!("six rows")
+    };
+    print_table(&version, server.jails.len(), counts.rounds, &rows, held);
+    print_targets_and_summary(&Compared {
+        held,
+        per_conn,
+        py_held,
+        py_per_conn,
+        shell,
+    });
 }
