@@ -163,20 +163,7 @@ pub async fn start(
         .ok_or(TryError::ShuttingDown)??;
     // The trial now owns the slot; a failure from here on ends it.
     claim.armed = false;
-    // On disk before the drop-in changes: a daemon killed in between would
-    // otherwise come back knowing nothing of a jail it enabled.
-    let on_disk = |m: &crate::monitor::Memory| {
-        m.trial
-            .as_ref()
-            .is_some_and(|t| t.jail_name == jail && t.started_at == started_at)
-    };
-    if !daemon.saved(on_disk, SAVE_LIMIT).await {
-        daemon.cancel_trial();
-        return Err(TryError::Failed(format!(
-            "the trial could not be recorded in the state file within {} s; nothing was changed",
-            SAVE_LIMIT.as_secs()
-        )));
-    }
+    recorded(daemon, jail, started_at).await?;
     let path = settings.rollback.dropin.clone();
     tracing::warn!(
         jail,
@@ -211,6 +198,25 @@ pub async fn start(
         }
     }
     Ok(started_at)
+}
+
+/// Waits until the trial is in the state file, before its drop-in
+/// changes: a daemon killed in between would otherwise come back knowing
+/// nothing of a jail it enabled. Ends the trial if it cannot be recorded.
+async fn recorded(daemon: &Handle, jail: &str, started_at: DateTime<Utc>) -> Result<(), TryError> {
+    let on_disk = |m: &crate::monitor::Memory| {
+        m.trial
+            .as_ref()
+            .is_some_and(|t| t.jail_name == jail && t.started_at == started_at)
+    };
+    if daemon.saved(on_disk, SAVE_LIMIT).await {
+        return Ok(());
+    }
+    daemon.cancel_trial();
+    Err(TryError::Failed(format!(
+        "the trial could not be recorded in the state file within {} s; nothing was changed",
+        SAVE_LIMIT.as_secs()
+    )))
 }
 
 async fn write(path: &Path, text: &str) -> Result<(), Failure> {
