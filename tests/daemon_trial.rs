@@ -70,33 +70,9 @@ async fn daemon_with_a_long_grace(
     reload: &str,
     extra: &[&str],
 ) -> Daemon {
-    let client = server.client_program();
-    let start = server.client_command("start");
-    let dropin = dropin(server);
-    let mut args = vec![
-        "--probe-interval",
-        "1m",
-        "--crash-window",
-        "60s",
-        "--jail-start-grace",
-        "10s",
-        "--watch-interval",
-        "200ms",
-        "--rollback-timeout",
-        "20s",
-        "--rollback-dropin",
-        dropin.to_str().unwrap(),
-        "--fail2ban-reload-command",
-        reload,
-        "--fail2ban-start-command",
-        &start,
-        "--fail2ban-client-command",
-        &client,
-        "--trial-checks",
-        "false",
-    ];
+    let mut args = vec!["--jail-start-grace", "10s"];
     args.extend_from_slice(extra);
-    Daemon::start(bus, &server.socket, &args, &[]).await
+    daemon_reloading_with(bus, server, false, Some(reload), &args).await
 }
 
 /// Whether a process runs `script` (its command line names it).

@@ -492,24 +492,23 @@ pub async fn rollback_daemon(
 ) -> Daemon {
     let reload = reload.map_or_else(|| server.client_command("reload"), str::to_owned);
     let start = start.map_or_else(|| server.client_command("start"), str::to_owned);
-    let mut args = vec![
-        "--probe-interval",
-        "1m",
-        "--crash-window",
-        "60s",
-        "--jail-start-grace",
-        "1s",
-        "--watch-interval",
-        "200ms",
-        "--rollback-timeout",
-        "20s",
-        "--rollback-dropin",
-        dropin.to_str().unwrap(),
-        "--fail2ban-reload-command",
-        &reload,
-        "--fail2ban-start-command",
-        &start,
+    let dropin = dropin.to_str().unwrap();
+    let defaults = [
+        ("--probe-interval", "1m"),
+        ("--crash-window", "60s"),
+        ("--jail-start-grace", "1s"),
+        ("--watch-interval", "200ms"),
+        ("--rollback-timeout", "20s"),
+        ("--rollback-dropin", dropin),
+        ("--fail2ban-reload-command", reload.as_str()),
+        ("--fail2ban-start-command", start.as_str()),
     ];
+    // A flag in `extra` replaces its default (clap refuses a flag twice).
+    let mut args: Vec<&str> = defaults
+        .iter()
+        .filter(|(flag, _)| !extra.contains(flag))
+        .flat_map(|&(flag, value)| [flag, value])
+        .collect();
     args.extend_from_slice(extra);
     Daemon::start(bus, &server.socket, &args, &[]).await
 }
